@@ -1,0 +1,3 @@
+from unihead.cli import main
+
+raise SystemExit(main())
