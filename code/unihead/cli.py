@@ -1,0 +1,114 @@
+"""The ``unihead`` command (also ``python -m unihead``), which the workflow's rules call."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from unihead.config import ExperimentConfig, load_config
+from unihead.errors import InputError
+
+
+def _experiment(path: str | None) -> ExperimentConfig:
+    return load_config(path) if path else ExperimentConfig()
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    """Print the parameter count per part of the model (no weights are loaded: counting needs none)."""
+    from unihead.models import build_model, parameter_breakdown
+
+    config = _experiment(args.config)
+    model_config = dataclasses.replace(config.model, pretrained=False)
+    counts = parameter_breakdown(build_model(model_config))
+    source = args.config or "the paper's model (built-in defaults)"
+    print(f"parameters of {source} (det_head={model_config.det_head}, levels={model_config.levels})")
+    width = max(len(name) for name in counts)
+    for name, count in counts.items():
+        print(f"  {name:<{width}}  {count:>10,}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write the synthetic datasets in the three on-disk formats."""
+    from unihead.data import write_synthetic_dataset
+
+    write_synthetic_dataset(Path(args.out), n_train=args.n_train, n_val=args.n_val,
+                            image_size=args.size, seed=args.seed)
+    print(f"wrote synthetic datasets to {args.out}")
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    """Time one forward pass of the model (median of several runs, batch 1, all heads)."""
+    import torch
+
+    from unihead.models import build_model
+    from unihead.speed import measure_inference_ms
+
+    config = _experiment(args.config)
+    size = args.size or config.data.image_size
+    model = build_model(dataclasses.replace(config.model, pretrained=False))
+    result = measure_inference_ms(model, size, args.device, runs=args.runs)
+    print(f"forward of one {size}x{size} image on {args.device} ({torch.get_num_threads()} threads): "
+          f"median {result['median_ms']:.1f} ms (min {result['min_ms']:.1f}, max {result['max_ms']:.1f}, "
+          f"{args.runs} runs)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
+    from unihead.engine.run import Run, execute, run_spec
+
+    config = load_config(args.config)
+    run = Run(config, run_spec(config, args.run, args.seed), Path(args.out))
+    metrics = execute(run)
+    finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
+                       for metric in [metrics["primary_metric"][t]])
+    print(f"[{args.run} seed{args.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
+          f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unihead", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    params = commands.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
+    params.add_argument("--config", help="experiment YAML (default: the paper's model)")
+    params.set_defaults(func=cmd_params)
+
+    synth = commands.add_parser("synth", help=cmd_synth.__doc__, description=cmd_synth.__doc__)
+    synth.add_argument("--out", required=True, help="data root to write (mini_voc_seg/, mini_coco_det/, ...)")
+    synth.add_argument("--n-train", type=int, default=240, help="images per task in train (default 240)")
+    synth.add_argument("--n-val", type=int, default=60, help="images per task in val (default 60)")
+    synth.add_argument("--size", type=int, default=128, help="nominal image size in pixels (default 128)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+
+    train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    train.add_argument("--config", required=True, help="experiment YAML")
+    train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay) "
+                       "or baseline-seg / baseline-det / baseline-cls")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
+    train.set_defaults(func=cmd_train)
+
+    speed = commands.add_parser("speed", help=cmd_speed.__doc__, description=cmd_speed.__doc__)
+    speed.add_argument("--config", help="experiment YAML (default: the paper's model)")
+    speed.add_argument("--size", type=int, help="image size (default: the config's data.image_size)")
+    speed.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    speed.add_argument("--runs", type=int, default=10)
+    speed.set_defaults(func=cmd_speed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"unihead: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,211 @@
+"""Experiment configuration: the schema, its defaults and its validation, in one place.
+
+An experiment YAML maps onto :class:`ExperimentConfig`. Every field's default lives here and
+nowhere else; a key that is unknown, of the wrong type or outside its allowed values raises a
+:class:`ConfigError` naming the dotted key (``model.det_head``) and what was expected.
+This module imports no torch, so the workflow's host-side code can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from unihead.errors import InputError
+from unihead.tasks import CLS, DET, SEG, TASKS
+
+FPN_STRIDES = (8, 16, 32, 64)
+"""Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
+DET_HEADS = ("paper", "logits")
+
+
+class ConfigError(InputError):
+    """An experiment configuration that does not match the schema."""
+
+
+def _choices(*values: Any) -> dict[str, tuple[Any, ...]]:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: EfficientNet-B0 backbone, FPN neck, shared conv layer and three heads."""
+
+    backbone: str = "efficientnet_b0"
+    pretrained: bool = False
+    """Load ImageNet weights (the paper: true). With ``weights_file`` unset, timm fetches them."""
+    weights_file: str | None = None
+    """Local backbone weights (a timm/ImageNet state dict), e.g. baked into the container."""
+    weights_sha256: str | None = None
+    """Checksum that ``weights_file`` must have; checked before loading when given."""
+    fpn_channels: int = 128
+    shared_channels: int = 64
+    det_head: str = field(default="paper", metadata=_choices(*DET_HEADS))
+    """``paper``: 6 channels, class index regressed; ``logits``: objectness + per-class logits."""
+    levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32})
+    """FPN stride each head reads (the paper's implementation: all from stride 32)."""
+
+    def __post_init__(self) -> None:
+        if set(self.levels) != set(TASKS):
+            raise ConfigError(f"config key 'model.levels': expected one entry per task {list(TASKS)}, "
+                              f"got {sorted(self.levels)}")
+        for task, stride in self.levels.items():
+            if stride not in FPN_STRIDES:
+                raise ConfigError(f"config key 'model.levels.{task}': expected one of {list(FPN_STRIDES)}, "
+                                  f"got {stride!r}")
+        if self.weights_sha256 is not None and self.weights_file is None:
+            raise ConfigError("config key 'model.weights_sha256' is set but 'model.weights_file' is not")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the three datasets live and at which square size the model sees them."""
+
+    root: str = "data/synthetic"
+    """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
+    image_size: int = 512
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The sequential protocol: stage order, optimiser and schedule (the paper's values by default)."""
+
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    """Order of the training stages (the paper: seg -> det -> cls)."""
+    epochs: int = 10
+    """Epochs per stage (the paper: 5-15)."""
+    batch_size: int = 4
+    lr: float = 8e-4
+    weight_decay: float = 1e-4
+    schedule: str = field(default="cosine_total", metadata=_choices("cosine_total", "cosine_stage", "constant"))
+    """``cosine_total``: one cosine over all stages' epochs (the paper); ``cosine_stage``: restart each stage."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_workers: int = 0
+    limit_train: int | None = None
+    """Use only the first N training images of each task (quick runs); null: all."""
+    limit_val: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"config key 'train.tasks': expected distinct tasks from {list(TASKS)}, got {self.tasks}")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'train.{key}': expected at least 1, got {getattr(self, key)}")
+        for key in ("limit_train", "limit_val"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"config key 'train.{key}': expected at least 1 or null, got {value}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Decoding of the detection grid before COCOeval."""
+
+    score_threshold: float = 0.05
+    nms_iou: float = 0.5
+    max_detections: int = 100
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Options of each forgetting strategy by its registry name (``ewc: {lambda: 1000}``); a strategy
+    checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
+    threshold: float = 0.05
+    """The largest relative drop from the baseline at which a task passes (the paper: 5%)."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, choices: tuple[Any, ...] | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in the schema's form."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _convert(value, inner, key, choices)
+    if dataclasses.is_dataclass(tp):
+        return build_section(tp, value, key)
+    if tp is Any:
+        return value
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        return [_convert(v, item_type, f"{key}[{i}]", choices) for i, v in enumerate(value)]
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return {_convert(k, key_type, key): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key '{key}': expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def build_section(cls: type, values: Any, prefix: str) -> Any:
+    """Validate a mapping against the dataclass ``cls``; errors name keys under ``prefix``."""
+    where = f"'{prefix}'" if prefix else "the top level"
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key {where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in unknown)
+        raise ConfigError(f"unknown config key {names}; valid keys at {where}: {sorted(known)}")
+    kwargs = {
+        name: _convert(values[name], hints[name], f"{prefix + '.' if prefix else ''}{name}",
+                       known[name].metadata.get("choices"))
+        for name in values
+    }
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
+    """Validate a parsed YAML mapping and fill in the defaults."""
+    return build_section(ExperimentConfig, values, "")
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    try:
+        return config_from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The plain-data form of a config (for provenance records and YAML round trips)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,56 @@
+"""One training epoch of one task, with the strategy's extra loss terms."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from unihead.engine.batch import to_device
+from unihead.strategies import StageContext, Strategy
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite; the message names the stage, epoch and term."""
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
+                    stage: StageContext, device: torch.device, where: str) -> dict[str, Any]:
+    """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,
+    the number of images, the seconds taken and the throughput. ``where`` names the stage and epoch
+    in the error raised when a loss diverges."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    images_seen = 0
+    start = time.perf_counter()
+    tasks = [stage.task, *strategy.output_tasks(stage)]
+    for images, targets in loader:
+        images = images.to(device, non_blocking=True)
+        targets = to_device(targets, device)
+        outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
+        terms = stage.loss_fn(stage.task, outputs[stage.task], targets)
+        extra = strategy.extra_loss(model, images, outputs, stage)
+        loss = terms.pop("total") + sum(extra.values())
+        terms.update(extra)
+        terms["loss"] = loss
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{where}: loss term '{name}' is {value} (learning rate "
+                                       f"{optimizer.param_groups[0]['lr']:.3g}); the run is stopped")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch = images.shape[0]
+        images_seen += batch
+        for name, value in values.items():
+            sums[name] += value * batch
+    seconds = time.perf_counter() - start
+    row: dict[str, Any] = {name: total / images_seen for name, total in sorted(sums.items())}
+    row.update(images=images_seen, seconds=seconds, images_per_s=images_seen / seconds)
+    return row

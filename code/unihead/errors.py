@@ -1,0 +1,8 @@
+"""Base class of the errors that report bad user input (a config, a dataset, a weights file)."""
+
+
+class InputError(ValueError):
+    """Bad input from the user; the message names the file or key and what was expected.
+
+    The command line prints these as one line, without a traceback, and exits with status 2.
+    """

@@ -1,0 +1,57 @@
+"""Knowledge distillation from the previous-stage checkpoint: logits, FPN features and attention maps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unihead.models import FEATURES
+from unihead.strategies.base import StageContext, register_strategy
+from unihead.strategies.distill import TeacherStrategy
+
+
+def attention_map(features: Tensor) -> Tensor:
+    """Spatial attention of a feature map (Zagoruyko & Komodakis): channel mean of squares, L2-normalised."""
+    return F.normalize(features.pow(2).mean(dim=1).flatten(1), dim=1)
+
+
+def feature_distillation(student: Mapping[str, Tensor], teacher: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Mean over FPN levels of the feature MSE and of the attention-map MSE (relational term)."""
+    levels = sorted(teacher)
+    feature = sum(F.mse_loss(student[k], teacher[k]) for k in levels) / len(levels)
+    attention = sum(F.mse_loss(attention_map(student[k]), attention_map(teacher[k])) for k in levels) / len(levels)
+    return feature, attention
+
+
+@register_strategy("kd")
+class KnowledgeDistillation(TeacherStrategy):
+    """Logit KL on the old tasks' heads plus FPN-feature and attention-map matching, each weighted."""
+
+    @dataclass(frozen=True)
+    class Options:
+        temperature: float = 2.0
+        logit_weight: float = 1.0
+        feature_weight: float = 1.0
+        attention_weight: float = 1.0
+
+    @property
+    def needs_features(self) -> bool:
+        return True
+
+    def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
+                   stage: StageContext) -> dict[str, Tensor]:
+        terms = super().extra_loss(model, images, outputs, stage)
+        if self.teacher is None:
+            return terms
+        teacher = self.teacher_outputs(images, stage, features=True)
+        logits = self.distil_outputs(outputs, teacher, stage, self.options.temperature)
+        if logits is not None:
+            terms["kd_logits"] = self.options.logit_weight * logits
+        feature, attention = feature_distillation(outputs[FEATURES], teacher[FEATURES])
+        terms["kd_features"] = self.options.feature_weight * feature
+        terms["kd_attention"] = self.options.attention_weight * attention
+        return terms

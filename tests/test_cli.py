@@ -1,0 +1,35 @@
+"""The ``unihead`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from unihead.cli import main
+
+
+def test_params_prints_the_breakdown_of_the_papers_model(capsys):
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    assert "det_head=paper" in out
+    lines = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]}
+    assert lines == {"backbone": "3,595,388", "neck": "503,552", "shared": "73,792", "head.seg": "1,365",
+                     "head.det": "390", "head.cls": "650", "total": "4,175,137"}
+
+
+def test_params_reads_an_experiment_config(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    config.write_text("model:\n  det_head: logits\n  pretrained: true\n")
+    assert main(["params", "--config", str(config)]) == 0
+    assert "total       4,175,722" in capsys.readouterr().out
+
+
+def test_bad_config_is_one_line_error_and_status_2(tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_text("model:\n  fpn_chanels: 128\n")
+    proc = subprocess.run([sys.executable, "-m", "unihead", "params", "--config", str(config)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"unihead: error: {config}: unknown config key 'model.fpn_chanels'; "
+                                   "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'levels', "
+                                   "'pretrained', 'shared_channels', 'weights_file', 'weights_sha256']")
