@@ -55,13 +55,17 @@ def load_backbone_weights(backbone: nn.Module, path: Path, sha256: str | None = 
         if actual != sha256.lower():
             raise WeightsError(f"{path}: sha256 is {actual}, config key 'model.weights_sha256' expects {sha256}")
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(CLASSIFIER_PREFIXES)}
-    result = backbone.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    expected = backbone.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or mismatched:
         raise WeightsError(
-            f"{path}: does not fit the backbone: {len(result.missing_keys)} missing keys "
-            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected keys "
-            f"(e.g. {result.unexpected_keys[:3]})"
+            f"{path}: does not fit the backbone: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}), "
+            f"{len(mismatched)} of another shape (e.g. {mismatched[:3]})"
         )
+    backbone.load_state_dict(state, strict=True)
 
 
 def create_backbone(name: str, pretrained: bool, weights_file: str | None = None,

@@ -1,0 +1,75 @@
+"""Training losses of the three tasks, each returning named terms (logged separately) and ``total``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import box_convert, generalized_box_iou_loss
+
+from unihead.detection import CLASS_START, OBJECTNESS, encode_targets, grid_boxes
+from unihead.tasks import CLS, DET, SEG, SEG_IGNORE_INDEX
+
+DET_WEIGHTS = {"det_obj": 1.0, "det_box": 5.0, "det_giou": 2.0, "det_cls": 1.0}
+"""Weights of the detection terms in ``total`` (box terms are small numbers: fractions of the image)."""
+
+
+def segmentation_loss(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Per-pixel cross-entropy, VOC's void label 255 left out."""
+    return {"seg_ce": F.cross_entropy(logits, target, ignore_index=SEG_IGNORE_INDEX)}
+
+
+def classification_loss(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+    return {"cls_ce": F.cross_entropy(logits, target)}
+
+
+def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
+                   num_classes: int) -> dict[str, Tensor]:
+    """Grid detection loss with assignment by box centre (see :func:`unihead.detection.encode_targets`).
+
+    ``det_obj``: BCE-with-logits of the objectness over every cell not ignored (mean over cells).
+    On the cells responsible for a box (means over those cells; exactly 0 when there are none):
+    ``det_box``: L1 of the decoded (cx, cy, w, h) against the box, as fractions of the image;
+    ``det_giou``: generalised-IoU loss of the decoded box; ``det_cls``: cross-entropy of the class
+    logits (``logits`` head) or smooth-L1 of the regressed class index (``paper`` head).
+    """
+    grid = encode_targets(targets, raw.shape[-1], image_size)
+    positive = grid.positive.to(raw.device)
+    keep = ~grid.ignore.to(raw.device)
+    objectness = F.binary_cross_entropy_with_logits(raw[:, OBJECTNESS][keep], positive[keep].float())
+    count = int(positive.sum())
+    if count == 0:
+        zero = raw.sum() * 0.0
+        return {"det_obj": objectness, "det_box": zero, "det_giou": zero, "det_cls": zero}
+    predicted = grid_boxes(raw).permute(0, 2, 3, 1)[positive]
+    wanted = grid.boxes.to(raw.device).permute(0, 2, 3, 1)[positive]
+    box = F.l1_loss(predicted, wanted)
+    giou = generalized_box_iou_loss(box_convert(predicted, "cxcywh", "xyxy"), box_convert(wanted, "cxcywh", "xyxy"),
+                                    reduction="mean")
+    labels = grid.labels.to(raw.device)[positive]
+    if head == "paper":
+        cls = F.smooth_l1_loss(raw[:, CLASS_START][positive], labels.float())
+    else:
+        cls = F.cross_entropy(raw[:, CLASS_START:CLASS_START + num_classes].permute(0, 2, 3, 1)[positive], labels)
+    return {"det_obj": objectness, "det_box": box, "det_giou": giou, "det_cls": cls}
+
+
+def _with_total(terms: dict[str, Tensor], weights: Mapping[str, float]) -> dict[str, Tensor]:
+    terms["total"] = sum(weights.get(name, 1.0) * value for name, value in terms.items())
+    return terms
+
+
+def task_loss(task: str, output: Tensor, target: Any, *, det_head: str = "paper", image_size: int | None = None,
+              num_classes: int | None = None) -> dict[str, Tensor]:
+    """The loss terms of ``task`` plus their weighted sum ``total``."""
+    if task == SEG:
+        return _with_total(segmentation_loss(output, target), {})
+    if task == CLS:
+        return _with_total(classification_loss(output, target), {})
+    if task == DET:
+        if image_size is None or num_classes is None:
+            raise ValueError("the detection loss needs image_size and num_classes")
+        return _with_total(detection_loss(output, target, det_head, image_size, num_classes), DET_WEIGHTS)
+    raise ValueError(f"unknown task {task!r}; expected one of {[SEG, DET, CLS]}")
