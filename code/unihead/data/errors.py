@@ -1,0 +1,7 @@
+"""The error a dataset reader raises for bad or missing input."""
+
+from unihead.errors import InputError
+
+
+class DatasetError(InputError):
+    """Bad or missing dataset input; the message names the file and the problem."""
