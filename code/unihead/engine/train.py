@@ -51,6 +51,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         for name, value in values.items():
             sums[name] += value * batch
     seconds = time.perf_counter() - start
-    row: dict[str, Any] = {name: total / images_seen for name, total in sorted(sums.items())}
+    names = ["loss", *sorted(name for name in sums if name != "loss")]
+    row: dict[str, Any] = {name: sums[name] / images_seen for name in names}
     row.update(images=images_seen, seconds=seconds, images_per_s=images_seen / seconds)
     return row

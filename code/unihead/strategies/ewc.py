@@ -17,7 +17,9 @@ def fisher_diagonal(model: nn.Module, stage: StageContext, samples: int) -> dict
     """Empirical diagonal Fisher of the stage's task: mean of per-sample squared gradients of its loss.
 
     Samples are the first ``samples`` of a seeded permutation of the stage's training set, one at a
-    time (batch 1) with the model in eval mode, so BatchNorm uses its running statistics.
+    time (batch 1) with the model in eval mode, so BatchNorm uses its running statistics. On the CPU
+    this runs on one thread: batch-1 backward passes sum their gradients in a thread-dependent order
+    there, which made two seeded runs differ in the last bits.
     """
     data = stage.train_data[stage.task]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(stage.seed))[:samples]
@@ -26,7 +28,22 @@ def fisher_diagonal(model: nn.Module, stage: StageContext, samples: int) -> dict
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    for index in order.tolist():
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        _accumulate_squared_gradients(model, stage, order.tolist(), params, fisher, device)
+    finally:
+        torch.set_num_threads(threads)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {name: f / len(order) for name, f in fisher.items()}
+
+
+def _accumulate_squared_gradients(model: nn.Module, stage: StageContext, indices: list[int],
+                                  params: dict[str, Tensor], fisher: dict[str, Tensor], device: torch.device) -> None:
+    data = stage.train_data[stage.task]
+    for index in indices:
         images, targets = stage.collate([data[index]])
         images = images.to(device)
         targets = to_device(targets, device)
@@ -36,9 +53,6 @@ def fisher_diagonal(model: nn.Module, stage: StageContext, samples: int) -> dict
         for name, p in params.items():
             if p.grad is not None:
                 fisher[name] += p.grad.detach().pow(2)
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return {name: f / len(order) for name, f in fisher.items()}
 
 
 @register_strategy("ewc")

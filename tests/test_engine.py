@@ -1,0 +1,144 @@
+"""The training engine: every strategy runs the 3-stage protocol; resume, determinism, divergence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from unihead.config import ConfigError, config_from_dict
+from unihead.engine import run as engine
+from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.train import TrainingDiverged
+from unihead.strategies import STRATEGIES
+
+
+def _config(root, **train):
+    values = {"name": "test", "data": {"root": str(root), "image_size": 48},
+              "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu", **train},
+              "strategies": {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2},
+                             "kd_replay": {"batch_size": 2}}}
+    return config_from_dict(values)
+
+
+def _run(config, name, out, seed=0, log=lambda line: None):
+    return execute(Run(config, run_spec(config, name, seed), out, log=log))
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, name):
+    metrics = _run(_config(synthetic_root), name, tmp_path)
+    assert metrics["run"]["tasks"] == ["seg", "det", "cls"]
+    assert len(metrics["R"]) == 3 and all(len(row) == 3 for row in metrics["R"])
+    assert [s["task"] for s in metrics["stages"]] == ["seg", "det", "cls"]
+    assert metrics["R"][-1] == [metrics["final"][t][m] for t, m in metrics["primary_metric"].items()]
+    assert json.loads((tmp_path / "metrics.json").read_text())["R"] == metrics["R"]
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and history[0].startswith("stage,task,epoch,lr,loss")
+    assert not (tmp_path / "checkpoint.pt").exists()
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert "heads.seg.conv.weight" in state
+
+
+def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
+    metrics = _run(_config(synthetic_root), "baseline-det", tmp_path)
+    assert metrics["run"]["kind"] == "baseline" and metrics["eval_tasks"] == ["det"]
+    assert len(metrics["R"]) == 1 and set(metrics["final"]) == {"det"}
+    assert set(metrics["final"]["det"]) == {"map_50", "map_50_95"}
+
+
+def test_metrics_record_provenance_and_the_drop_rule(synthetic_root, tmp_path):
+    metrics = _run(_config(synthetic_root), "none", tmp_path)
+    provenance = metrics["provenance"]
+    assert provenance["seed"] == 0 and provenance["config"]["train"]["epochs"] == 1
+    assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert provenance["device"].startswith("cpu")
+    seg = metrics["drops_from_own_stage"]["seg"]
+    assert seg["base"] == metrics["R"][0][0] and seg["final"] == metrics["R"][2][0]
+    assert metrics["threshold"] == 0.05
+
+
+@pytest.mark.parametrize("name", ["ewc", "kd_replay"])
+def test_a_resumed_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, name):
+    config = _config(synthetic_root, epochs=2)
+    whole = _run(config, name, tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    lines = []
+
+    def kill_after_three_epochs(line):
+        lines.append(line)
+        if len(lines) == 3:  # killed after stage 2's first epoch was logged, before its checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(config, name, tmp_path / "resumed", log=kill_after_three_epochs)
+    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    messages = []
+    resumed = _run(config, name, tmp_path / "resumed", log=messages.append)
+    assert messages[0].endswith("resuming after epoch 2")
+    assert resumed["R"] == whole["R"] and resumed["R_initial"] == whole["R_initial"]
+    weights_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    weights_resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    for key, value in weights_whole.items():
+        assert torch.equal(value, weights_resumed[key]), key
+
+
+def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(synthetic_root, tmp_path):
+    config = _config(synthetic_root)
+    first = _run(config, "lwf", tmp_path / "a", seed=1)
+    second = _run(config, "lwf", tmp_path / "b", seed=1)
+    other = _run(config, "lwf", tmp_path / "c", seed=2)
+    assert (tmp_path / "a" / "history.csv").read_text().split("seconds")[0] == \
+        (tmp_path / "b" / "history.csv").read_text().split("seconds")[0]
+    assert first["R"] == second["R"] and first["final"] == second["final"]
+    losses = lambda path: [line.split(",")[4] for line in path.read_text().splitlines()[1:]]  # noqa: E731
+    assert losses(tmp_path / "a" / "history.csv") == losses(tmp_path / "b" / "history.csv")
+    assert losses(tmp_path / "a" / "history.csv") != losses(tmp_path / "c" / "history.csv")
+    assert other["run"]["seed"] == 2
+
+
+def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_root, tmp_path, monkeypatch):
+    real_loss = engine.task_loss
+
+    def nan_detection_box(task, *args, **kwargs):
+        terms = real_loss(task, *args, **kwargs)
+        if task == "det":
+            terms["det_box"] = terms["det_box"] * float("nan")
+            terms["total"] = terms["total"] + terms["det_box"]
+        return terms
+
+    monkeypatch.setattr(engine, "task_loss", nan_detection_box)
+    with pytest.raises(TrainingDiverged, match=r"\[none seed0\] stage 2/3 \(det\), epoch 1/1: loss term 'det_box' "
+                                               r"is nan"):
+        _run(_config(synthetic_root), "none", tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
+    config = _config(synthetic_root, epochs=2)
+
+    lines = []
+
+    def stop_at_second_epoch(line):
+        lines.append(line)
+        if len(lines) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(config, "none", tmp_path, log=stop_at_second_epoch)
+    assert (tmp_path / "checkpoint.pt").exists()
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another config"):
+        _run(_config(synthetic_root, epochs=3), "none", tmp_path)
+
+
+def test_unknown_run_names_are_rejected(synthetic_root):
+    config = _config(synthetic_root)
+    with pytest.raises(ConfigError, match=r"unknown run 'si'; expected a strategy \[.*'ewc'"):
+        run_spec(config, "si", 0)
+    with pytest.raises(ConfigError, match=r"unknown baseline 'baseline-depth'"):
+        run_spec(config, "baseline-depth", 0)
