@@ -72,6 +72,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forgetting(args: argparse.Namespace) -> int:
+    """Write the forgetting tables (per seed, and mean/std over seeds) from a folder of runs."""
+    from unihead.forgetting import write_tables
+
+    paths = write_tables(Path(args.runs), Path(args.out), threshold=args.threshold,
+                         require_single_baseline=not args.no_single_baseline)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unihead", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -95,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.set_defaults(func=cmd_train)
+
+    forgetting = commands.add_parser("forgetting", help=cmd_forgetting.__doc__, description=cmd_forgetting.__doc__)
+    forgetting.add_argument("--runs", required=True, help="folder of runs: <run>/seed<N>/metrics.json")
+    forgetting.add_argument("--out", required=True, help="folder for the CSV tables")
+    forgetting.add_argument("--threshold", type=float, default=ExperimentConfig().threshold,
+                            help="largest relative drop that passes (default: %(default)s)")
+    forgetting.add_argument("--no-single-baseline", action="store_true",
+                            help="allow runs without baseline-<task> runs (single-task columns are then empty)")
+    forgetting.set_defaults(func=cmd_forgetting)
 
     speed = commands.add_parser("speed", help=cmd_speed.__doc__, description=cmd_speed.__doc__)
     speed.add_argument("--config", help="experiment YAML (default: the paper's model)")

@@ -32,12 +32,12 @@ from unihead.data import build_dataset, collate
 from unihead.engine.evaluate import evaluate_task
 from unihead.engine.provenance import provenance
 from unihead.engine.train import train_one_epoch
+from unihead.forgetting import BASELINE_PREFIX, drop
 from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
 
-BASELINE_PREFIX = "baseline-"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
@@ -189,9 +189,9 @@ def stage_drops(R: list[list[float]], tasks: list[str], threshold: float) -> dic
     drops = {}
     for i, task in enumerate(tasks):
         base, final = R[i][i], R[-1][i]
-        relative = (base - final) / base if base > 0 else None
-        drops[task] = {"base": base, "final": final, "rel_drop": relative, "abs_drop_points": 100.0 * (base - final),
-                       "pass": relative is not None and relative <= threshold}
+        relative, absolute, passed = drop(base, final, threshold)
+        drops[task] = {"base": base, "final": final, "rel_drop": relative, "abs_drop_points": absolute,
+                       "pass": passed}
     return drops
 
 
