@@ -133,7 +133,8 @@ def test_missing_split_folder(synthetic_root, tmp_path):
 def test_image_without_mask_and_mask_without_image(synthetic_root, tmp_path):
     root = _copy(synthetic_root, tmp_path, "mini_voc_seg")
     (root / "train" / "SegmentationClass" / "synth_train_00003.png").unlink()
-    with pytest.raises(DatasetError, match=r"SegmentationClass/synth_train_00003.png: file not found \(1 masks missing"):
+    with pytest.raises(DatasetError,
+                       match=r"SegmentationClass/synth_train_00003.png: file not found \(1 masks missing"):
         VocSegmentation(root, "train", SIZE, train=False)
     (root / "train" / "JPEGImages" / "synth_train_00003.jpg").unlink()
     (root / "train" / "JPEGImages" / "synth_train_00004.jpg").unlink()
@@ -179,7 +180,8 @@ def test_missing_annotation_file_and_missing_listed_image(synthetic_root, tmp_pa
     root = _copy(synthetic_root, tmp_path, "mini_coco_det")
     image = root / "val" / "images" / "000000500003.jpg"
     image.unlink()
-    with pytest.raises(DatasetError, match=r"000000500003.jpg: image file not found \(listed in .*val/annotations.json"):
+    with pytest.raises(DatasetError,
+                       match=r"000000500003.jpg: image file not found \(listed in .*val/annotations.json"):
         CocoDetection(root, "val", SIZE, train=False)
     (root / "val" / "annotations.json").unlink()
     with pytest.raises(DatasetError, match=r"val/annotations.json: annotation file not found"):
@@ -196,7 +198,8 @@ def test_annotation_pointing_at_no_image(synthetic_root, tmp_path):
 def test_annotation_with_unknown_category(synthetic_root, tmp_path):
     root = _copy(synthetic_root, tmp_path, "mini_coco_det")
     _edit_annotations(root, "train", lambda d: d["annotations"][0].update(category_id=2))
-    with pytest.raises(DatasetError, match=r"train/annotations.json: annotation 1 has category id 2, which no category"):
+    with pytest.raises(DatasetError,
+                       match=r"train/annotations.json: annotation 1 has category id 2, which no category"):
         CocoDetection(root, "train", SIZE, train=False)
 
 

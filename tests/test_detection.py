@@ -19,7 +19,8 @@ def _target(boxes, labels, crowd=None):
 @pytest.mark.parametrize(("image_size", "grid"), [(512, 16), (128, 4)])
 def test_encode_then_decode_returns_the_original_boxes(head, image_size, grid):
     s = image_size / 512
-    boxes = [[10 * s, 20 * s, 110 * s, 220 * s], [300 * s, 40 * s, 500 * s, 90 * s], [200 * s, 300 * s, 260 * s, 480 * s]]
+    boxes = [[10 * s, 20 * s, 110 * s, 220 * s], [300 * s, 40 * s, 500 * s, 90 * s],
+             [200 * s, 300 * s, 260 * s, 480 * s]]
     labels = [3, 0, 9]
     target = _target(boxes, labels)
     encoded = encode_targets([target], grid, image_size)
@@ -27,8 +28,9 @@ def test_encode_then_decode_returns_the_original_boxes(head, image_size, grid):
     raw = raw_from_targets(encoded, head, num_classes=10)
     (found,) = decode_detections(raw, head, image_size, num_classes=10, score_threshold=0.5)
     order = found["scores"].argsort(descending=True)
-    got = sorted(zip(found["boxes"][order].tolist(), found["labels"][order].tolist()), key=lambda x: x[0][0])
-    want = sorted(zip(boxes, labels), key=lambda x: x[0][0])
+    found_pairs = zip(found["boxes"][order].tolist(), found["labels"][order].tolist(), strict=True)
+    got = sorted(found_pairs, key=lambda x: x[0][0])
+    want = sorted(zip(boxes, labels, strict=True), key=lambda x: x[0][0])
     assert [label for _, label in got] == [label for _, label in want]
     torch.testing.assert_close(torch.tensor([b for b, _ in got]), torch.tensor([b for b, _ in want]),
                                atol=1e-3 * image_size / 128, rtol=0)

@@ -32,7 +32,7 @@ def _write(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None
 
 def _runs_dir(tmp_path: Path, seeds=(0,), seg_final=(0.10,)) -> Path:
     runs = tmp_path / "runs"
-    for seed, final in zip(seeds, seg_final):
+    for seed, final in zip(seeds, seg_final, strict=True):
         matrix = [row[:] for row in R]
         matrix[2][0] = final
         _write(runs, "none", seed, matrix, TASKS, R_INITIAL)

@@ -66,7 +66,7 @@ def encode_targets(targets: list[dict], grid_size: int, image_size: int) -> Grid
         box_labels = target["labels"].detach().cpu().long().reshape(-1)
         cells = (cxcywh[:, :2] * grid_size).floor().long().clamp(0, grid_size - 1)
         for (cx, cy, w, h), (col, row), is_crowd, label in zip(cxcywh.tolist(), cells.tolist(), crowd.tolist(),
-                                                               box_labels.tolist()):
+                                                               box_labels.tolist(), strict=True):
             if w <= 0 or h <= 0:
                 continue
             if is_crowd:

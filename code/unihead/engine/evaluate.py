@@ -56,7 +56,7 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
             decoded = decode_detections(raw.cpu(), det_head, size, reader.num_classes,
                                         score_threshold=eval_config.score_threshold, nms_iou=eval_config.nms_iou,
                                         max_detections=eval_config.max_detections)
-            for found, target in zip(decoded, to_device(targets, torch.device("cpu"))):
+            for found, target in zip(decoded, to_device(targets, torch.device("cpu")), strict=True):
                 height, width = target["orig_size"]
                 results += detections_to_coco(target["image_id"], found["boxes"], found["scores"], found["labels"],
                                               reader.label_to_category_id, scale_xy=(width / size, height / size))

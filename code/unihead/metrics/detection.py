@@ -17,7 +17,8 @@ def detections_to_coco(image_id: int, boxes_xyxy: Tensor, scores: Tensor, labels
     (``scale_xy`` = original size / input size per axis), labels to the original category ids."""
     sx, sy = scale_xy
     results = []
-    for (x0, y0, x1, y1), score, label in zip(boxes_xyxy.tolist(), scores.tolist(), labels.tolist()):
+    rows = zip(boxes_xyxy.tolist(), scores.tolist(), labels.tolist(), strict=True)
+    for (x0, y0, x1, y1), score, label in rows:
         results.append({"image_id": int(image_id), "category_id": int(label_to_category_id[label]),
                         "bbox": [x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy], "score": float(score)})
     return results

@@ -28,7 +28,7 @@ class Neck(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, features: list[Tensor]) -> dict[str, Tensor]:
-        named = OrderedDict((level_name(s), f) for s, f in zip(BACKBONE_STRIDES, features))
+        named = OrderedDict((level_name(s), f) for s, f in zip(BACKBONE_STRIDES, features, strict=True))
         out = self.fpn(named)
         out[level_name(EXTRA_STRIDE)] = out.pop("pool")
         return dict(out)
