@@ -33,3 +33,11 @@ def test_bad_config_is_one_line_error_and_status_2(tmp_path):
     assert proc.stderr.strip() == (f"unihead: error: {config}: unknown config key 'model.fpn_chanels'; "
                                    "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'levels', "
                                    "'pretrained', 'shared_channels', 'weights_file', 'weights_sha256']")
+
+
+def test_train_with_an_unknown_run_name_is_a_one_line_error(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    config.write_text("train:\n  epochs: 1\n")
+    assert main(["train", "--config", str(config), "--run", "si", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si'; expected a strategy [")
+    assert not (tmp_path / "run").exists()

@@ -10,7 +10,7 @@ import torch
 from unihead.config import ConfigError, config_from_dict
 from unihead.engine import run as engine
 from unihead.engine.run import Run, execute, run_spec
-from unihead.engine.train import TrainingDiverged
+from unihead.errors import TrainingDiverged
 from unihead.strategies import STRATEGIES
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unihead.config import ExperimentConfig, load_config
-from unihead.errors import InputError
+from unihead.errors import InputError, TrainingDiverged
 
 
 def _experiment(path: str | None) -> ExperimentConfig:
@@ -131,3 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"unihead: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"unihead: training diverged: {err}", file=sys.stderr)
+        return 1

@@ -6,3 +6,10 @@ class InputError(ValueError):
 
     The command line prints these as one line, without a traceback, and exits with status 2.
     """
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite; the message names the stage, epoch and term.
+
+    The command line prints it as one line and exits with status 1.
+    """

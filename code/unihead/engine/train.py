@@ -12,11 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unihead.engine.batch import to_device
+from unihead.errors import TrainingDiverged
 from unihead.strategies import StageContext, Strategy
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss term became NaN or infinite; the message names the stage, epoch and term."""
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
