@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from unihead.config import ModelConfig
+from unihead.files import sha256_file
 from unihead.models import FEATURES, build_model, parameter_breakdown
-from unihead.models.backbone import WeightsError, sha256_of
+from unihead.models.backbone import WeightsError
 
 PAPER_TOTAL = 4_175_137
 
@@ -91,7 +92,7 @@ def _imagenet_checkpoint(path: Path, seed: int) -> dict[str, torch.Tensor]:
 def test_local_weights_file_is_loaded_into_the_backbone(tmp_path, suffix):
     path = tmp_path / f"efficientnet_b0{suffix}"
     state = _imagenet_checkpoint(path, seed=3)
-    model = build_model(ModelConfig(pretrained=True, weights_file=str(path), weights_sha256=sha256_of(path)))
+    model = build_model(ModelConfig(pretrained=True, weights_file=str(path), weights_sha256=sha256_file(path)))
     loaded = model.backbone.state_dict()
     assert set(loaded) == {k for k in state if not k.startswith(("conv_head.", "bn2.", "classifier."))}
     for key, value in loaded.items():

@@ -41,6 +41,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Make the config's data root ready (write synthetic data, or validate a folder) and write its manifest."""
+    from unihead.data.manifest import write_manifest
+    from unihead.data.prepare import prepare_folder, prepare_synthetic
+
+    data = load_config(args.config).data
+    root = Path(data.root)
+    if data.source == "synthetic":
+        s = data.synthetic
+        manifest = prepare_synthetic(root, s.n_train, s.n_val, s.image_size, s.seed)
+    else:
+        manifest = prepare_folder(root)
+    digest = write_manifest(manifest, Path(args.manifest))
+    print(f"{data.source} data at {root}: {len(manifest['files'])} files; manifest {args.manifest} "
+          f"(sha256 {digest[:12]})")
+    return 0
+
+
 def cmd_speed(args: argparse.Namespace) -> int:
     """Time one forward pass of the model (median of several runs, batch 1, all heads)."""
     import torch
@@ -63,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from unihead.engine.run import Run, execute, run_spec
 
     config = load_config(args.config)
-    run = Run(config, run_spec(config, args.run, args.seed), Path(args.out))
+    run = Run(config, run_spec(config, args.run, args.seed), Path(args.out),
+              manifest=Path(args.manifest) if args.manifest else None)
     metrics = execute(run)
     finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
                        for metric in [metrics["primary_metric"][t]])
@@ -98,12 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
 
+    prepare = commands.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
+    prepare.add_argument("--config", required=True, help="experiment YAML (its data section)")
+    prepare.add_argument("--manifest", required=True, help="where to write the manifest (sha256 of every file)")
+    prepare.set_defaults(func=cmd_prepare)
+
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     train.add_argument("--config", required=True, help="experiment YAML")
     train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay) "
                        "or baseline-seg / baseline-det / baseline-cls")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
+    train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
+                       "(default: <data root>/manifest.json when it exists)")
     train.set_defaults(func=cmd_train)
 
     forgetting = commands.add_parser("forgetting", help=cmd_forgetting.__doc__, description=cmd_forgetting.__doc__)

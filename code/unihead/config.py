@@ -64,12 +64,48 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Where the three datasets live and at which square size the model sees them."""
+class SyntheticConfig:
+    """The synthetic datasets written when ``data.source`` is ``synthetic``."""
 
+    n_train: int = 240
+    n_val: int = 60
+    image_size: int = 128
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the three datasets come from, where they live and at which square size the model sees them."""
+
+    source: str = field(default="synthetic", metadata=_choices("synthetic", "folder"))
+    """``synthetic``: written by the generator into ``root``; ``folder``: an existing folder in the
+    challenge layout (such as ../shared/data/mini), validated and used in place."""
     root: str = "data/synthetic"
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
     image_size: int = 512
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """What the Snakemake workflow runs, and where."""
+
+    seeds: list[int] = field(default_factory=lambda: [0])
+    strategies: list[str] = field(default_factory=lambda: ["none", "ewc", "lwf", "replay", "kd", "kd_replay"])
+    """Strategies run over the task sequence, by registry name."""
+    baselines: list[str] = field(default_factory=lambda: list(TASKS))
+    """Tasks trained alone as single-task baselines."""
+    container: str = "docker://ghcr.io/unihead/unihead:0.1.0"
+    """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
+    gpus_per_run: int = 0
+    """GPUs a training job asks the cluster for (resource ``gpu``)."""
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.baselines if t not in TASKS]
+        if unknown:
+            raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
+        if not self.seeds:
+            raise ConfigError("config key 'workflow.seeds': expected at least one seed")
 
 
 @dataclass(frozen=True)
@@ -126,6 +162,7 @@ class ExperimentConfig:
     checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
     threshold: float = 0.05
     """The largest relative drop from the baseline at which a task passes (the paper: 5%)."""
+    workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
 
 def _type_name(tp: Any) -> str:

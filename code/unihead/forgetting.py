@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unihead.atomic import atomic_write_text
 from unihead.errors import InputError
+from unihead.files import atomic_write_text
 
 BASELINE_PREFIX = "baseline-"
 REQUIRED_KEYS = ("run", "eval_tasks", "primary_metric", "R")

@@ -13,8 +13,6 @@ from typing import Any
 
 import torch
 
-MANIFEST = "manifest.json"
-"""File in a data root listing the sha256 of every dataset file (written by ``unihead prepare``)."""
 PACKAGES = ("torch", "torchvision", "timm", "pycocotools", "numpy", "pillow")
 
 
@@ -30,9 +28,8 @@ def git_commit(path: Path) -> str | None:
     return f"{commit}+dirty" if dirty else commit
 
 
-def manifest_hash(data_root: Path) -> str | None:
-    """sha256 of the data root's manifest (so one hash pins every file), or None when it has none."""
-    manifest = data_root / MANIFEST
+def manifest_hash(manifest: Path) -> str | None:
+    """sha256 of the data's manifest (so one hash pins every file), or None when there is none."""
     if not manifest.is_file():
         return None
     return hashlib.sha256(manifest.read_bytes()).hexdigest()
@@ -44,7 +41,8 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def provenance(config: dict[str, Any], seed: int, data_root: Path, device: torch.device) -> dict[str, Any]:
+def provenance(config: dict[str, Any], seed: int, data_root: Path, manifest: Path,
+               device: torch.device) -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
         try:
@@ -58,7 +56,8 @@ def provenance(config: dict[str, Any], seed: int, data_root: Path, device: torch
         "packages": versions,
         "python": platform.python_version(),
         "data_root": str(data_root),
-        "data_manifest_sha256": manifest_hash(data_root),
+        "data_manifest": str(manifest),
+        "data_manifest_sha256": manifest_hash(manifest),
         "device": device_description(device),
         "host": socket.gethostname(),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -26,12 +26,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from unihead.atomic import atomic_open, atomic_write_text
 from unihead.config import ConfigError, ExperimentConfig, config_to_dict
 from unihead.data import build_dataset, collate
+from unihead.data.manifest import MANIFEST
 from unihead.engine.evaluate import evaluate_task
 from unihead.engine.provenance import provenance
 from unihead.engine.train import train_one_epoch
+from unihead.files import atomic_open, atomic_write_text
 from unihead.forgetting import BASELINE_PREFIX, drop
 from unihead.losses import task_loss
 from unihead.models import build_model
@@ -100,10 +101,11 @@ class Run:
     """Everything one run needs, built from a config and a :class:`RunSpec`."""
 
     def __init__(self, config: ExperimentConfig, spec: RunSpec, out_dir: Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, manifest: Path | None = None) -> None:
         self.config, self.spec, self.out_dir, self.log = config, spec, out_dir, log
         self.device = resolve_device(config.train.device)
         self.data_root = Path(config.data.root)
+        self.manifest = manifest or self.data_root / MANIFEST
         size = config.data.image_size
         train = config.train
         self.train_sets = {t: _limited(build_dataset(t, self.data_root, "train", size, train=True), train.limit_train)
@@ -272,7 +274,7 @@ def _write_outputs(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": sum(s["train_seconds"] for s in progress["stages"]),
         "images_per_s": sum(r["images"] for r in progress["history"]) /
         max(sum(r["seconds"] for r in progress["history"]), 1e-9),
-        "provenance": provenance(config_to_dict(run.config), spec.seed, run.data_root, run.device),
+        "provenance": provenance(config_to_dict(run.config), spec.seed, run.data_root, run.manifest, run.device),
     }
     with atomic_open(run.out_dir / WEIGHTS, "wb") as handle:
         torch.save(run.model.state_dict(), handle)

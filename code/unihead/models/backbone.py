@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import timm
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from unihead.errors import InputError
+from unihead.files import sha256_file
 
 OUT_INDICES = (2, 3, 4)
 """timm feature stages at strides 8, 16 and 32 (40, 112 and 320 channels for EfficientNet-B0)."""
@@ -19,14 +19,6 @@ CLASSIFIER_PREFIXES = ("conv_head.", "bn2.", "classifier.")
 
 class WeightsError(InputError):
     """A backbone weights file that is missing, has the wrong checksum or does not fit the model."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -51,7 +43,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path, sha256: str | None = 
     if not path.is_file():
         raise WeightsError(f"{path}: backbone weights file not found (config key 'model.weights_file')")
     if sha256 is not None:
-        actual = sha256_of(path)
+        actual = sha256_file(path)
         if actual != sha256.lower():
             raise WeightsError(f"{path}: sha256 is {actual}, config key 'model.weights_sha256' expects {sha256}")
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(CLASSIFIER_PREFIXES)}

@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written file as complete."""
+"""File helpers: atomic writes (a reader or a resumed run never sees a half-written file as
+complete) and checksums."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,3 +31,11 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
