@@ -109,13 +109,19 @@ def test_malformed_metrics_name_the_file(tmp_path):
     path.write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match=r"none/seed0/metrics.json: missing key\(s\) \['R'\]"):
         load_runs(runs)
-    with pytest.raises(ValueError, match=r"no run results"):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: no run results"):
         load_runs(tmp_path / "empty")
+    with pytest.raises(ValueError, match=r"missing: neither a folder of runs nor a metrics.json file"):
+        load_runs(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"seed7/metrics.json: run results not found"):
+        load_runs([tmp_path / "seed7" / "metrics.json"])
+    assert len(load_runs(sorted(runs.glob("baseline-*/seed0/metrics.json")))) == 3
 
 
 def test_cli_writes_both_tables(tmp_path, capsys):
     runs = _runs_dir(tmp_path)
-    assert main(["forgetting", "--runs", str(runs), "--out", str(tmp_path / "tables")]) == 0
+    assert main(["forgetting", str(runs), "--out", str(tmp_path / "tables")]) == 0
     per_seed = pd.read_csv(tmp_path / "tables" / "forgetting_per_seed.csv")
     assert per_seed["rel_drop_stage"].round(6).tolist() == [0.75, 0.1, 0.0]
     summary = pd.read_csv(tmp_path / "tables" / "forgetting_summary.csv")

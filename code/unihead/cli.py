@@ -95,7 +95,7 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     """Write the forgetting tables (per seed, and mean/std over seeds) from a folder of runs."""
     from unihead.forgetting import write_tables
 
-    paths = write_tables(Path(args.runs), Path(args.out), threshold=args.threshold,
+    paths = write_tables([Path(p) for p in args.runs], Path(args.out), threshold=args.threshold,
                          require_single_baseline=not args.no_single_baseline)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     forgetting = commands.add_parser("forgetting", help=cmd_forgetting.__doc__, description=cmd_forgetting.__doc__)
-    forgetting.add_argument("--runs", required=True, help="folder of runs: <run>/seed<N>/metrics.json")
+    forgetting.add_argument("runs", nargs="+",
+                            help="metrics.json files, or folders of runs (<run>/seed<N>/metrics.json)")
     forgetting.add_argument("--out", required=True, help="folder for the CSV tables")
     forgetting.add_argument("--threshold", type=float, default=ExperimentConfig().threshold,
                             help="largest relative drop that passes (default: %(default)s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,26 @@ PER_SEED_CSV = "forgetting_per_seed.csv"
 SUMMARY_CSV = "forgetting_summary.csv"
 
 
-def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every ``<name>/seed<N>/metrics.json`` under ``runs_dir``, each checked for the keys the table needs."""
-    paths = sorted(Path(runs_dir).glob("*/seed*/metrics.json"))
+def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
+    """Run results from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder;
+    each is checked for the keys the tables need."""
+    paths: list[Path] = []
+    for source in [sources] if isinstance(sources, (str, Path)) else sources:
+        source = Path(source)
+        if source.is_dir():
+            paths += sorted(source.glob("*/seed*/metrics.json"))
+        elif source.suffix == ".json":
+            paths.append(source)
+        else:
+            raise InputError(f"{source}: neither a folder of runs nor a metrics.json file")
     if not paths:
-        raise InputError(f"{runs_dir}: no run results (expected <run>/seed<N>/metrics.json)")
+        raise InputError(f"{sources}: no run results (expected <run>/seed<N>/metrics.json)")
     runs = []
     for path in paths:
         try:
             metrics = json.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise InputError(f"{path}: run results not found") from err
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON ({err})") from err
         missing = [key for key in REQUIRED_KEYS if key not in metrics]
@@ -145,10 +157,10 @@ def summary_table(runs: list[dict], threshold: float = 0.05, require_single_base
     return pd.concat([summary, overall], ignore_index=True)
 
 
-def write_tables(runs_dir: Path, out_dir: Path, threshold: float = 0.05,
+def write_tables(sources: Path | Iterable[Path], out_dir: Path, threshold: float = 0.05,
                  require_single_baseline: bool = True) -> list[Path]:
     """Write the per-seed and summary tables as CSV (atomically) and return their paths."""
-    runs = load_runs(runs_dir)
+    runs = load_runs(sources)
     tables = {PER_SEED_CSV: forgetting_table(runs, threshold, require_single_baseline),
               SUMMARY_CSV: summary_table(runs, threshold, require_single_baseline)}
     paths = []
