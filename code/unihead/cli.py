@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from unihead.config import ExperimentConfig, load_config
 from unihead.errors import InputError, TrainingDiverged
+from unihead.files import atomic_write_text
 
 
 def _experiment(path: str | None) -> ExperimentConfig:
@@ -63,6 +65,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     """Time one forward pass of the model (median of several runs, batch 1, all heads)."""
     import torch
 
+    from unihead.engine.provenance import device_description
     from unihead.models import build_model
     from unihead.speed import measure_inference_ms
 
@@ -70,9 +73,21 @@ def cmd_speed(args: argparse.Namespace) -> int:
     size = args.size or config.data.image_size
     model = build_model(dataclasses.replace(config.model, pretrained=False))
     result = measure_inference_ms(model, size, args.device, runs=args.runs)
-    print(f"forward of one {size}x{size} image on {args.device} ({torch.get_num_threads()} threads): "
-          f"median {result['median_ms']:.1f} ms (min {result['min_ms']:.1f}, max {result['max_ms']:.1f}, "
-          f"{args.runs} runs)")
+    device = device_description(torch.device(args.device))
+    print(f"forward of one {size}x{size} image on {device}: median {result['median_ms']:.1f} ms "
+          f"(min {result['min_ms']:.1f}, max {result['max_ms']:.1f}, {args.runs} runs)")
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps({**result, "image_size": size, "device": device}) + "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the tables (CSV, Markdown, LaTeX) and figures (PDF, PNG) of an experiment from its runs."""
+    from unihead.report.build import build_report
+
+    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.out),
+                           inference=Path(args.inference) if args.inference else None)
+    print(f"wrote {len(written)} files under {args.out}")
     return 0
 
 
@@ -147,7 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--size", type=int, help="image size (default: the config's data.image_size)")
     speed.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     speed.add_argument("--runs", type=int, default=10)
+    speed.add_argument("--json", help="also write the timings to this JSON file")
     speed.set_defaults(func=cmd_speed)
+
+    report = commands.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
+    report.add_argument("--config", required=True, help="the experiment YAML the runs were made with")
+    report.add_argument("metrics", nargs="+", help="metrics.json files, or folders of runs")
+    report.add_argument("--out", required=True, help="folder for tables/ and figures/")
+    report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS
+from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS, voc_palette
 from unihead.tasks import SEG_IGNORE_INDEX
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
@@ -26,21 +26,6 @@ SEG_CLASSES = {1: ("circle", COLOURS[0]), 2: ("square", COLOURS[1]), 3: ("triang
 CROWD_FRACTION = 0.08
 JPEG_QUALITY = 95
 SPLIT_SEEDS = {"train": 0, "val": 1}
-
-
-def voc_palette() -> list[int]:
-    """PASCAL VOC's colour map (the palette of its SegmentationClass PNGs), 256 RGB triples flattened."""
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        c = index
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:

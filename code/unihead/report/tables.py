@@ -1,0 +1,180 @@
+"""Result tables from run metrics: numbers in CSV, ``mean ± std`` in Markdown and LaTeX (booktabs)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unihead.files import atomic_write_text
+from unihead.forgetting import BASELINE_PREFIX, summary_table
+
+TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
+
+
+def run_label(name: str) -> str:
+    return f"baseline ({name[len(BASELINE_PREFIX):]})" if name.startswith(BASELINE_PREFIX) else name
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.array([math.nan if v is None else v for v in values], dtype=float)
+    return float(np.nanmean(array)) if np.isfinite(array).any() else math.nan, \
+        float(np.nanstd(array, ddof=1)) if np.isfinite(array).sum() > 1 else math.nan
+
+
+def _cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+    """``mean ± std`` in points (x100); a single seed (NaN std) shows the mean alone."""
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean * scale:.{digits}f}"
+    return text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}"
+
+
+def final_metrics(runs: list[dict]) -> pd.DataFrame:
+    """Final value of every metric of every task, mean and std over seeds, per run name."""
+    rows = []
+    names = list(dict.fromkeys(run["run"]["name"] for run in runs))
+    for name in names:
+        group = [run for run in runs if run["run"]["name"] == name]
+        for task in group[0]["eval_tasks"]:
+            for metric in group[0]["final"][task]:
+                mean, std = _mean_std([run["final"][task][metric] for run in group])
+                rows.append({"run": name, "task": task, "metric": metric, "mean": mean, "std": std,
+                             "seeds": len(group), "primary": metric == group[0]["primary_metric"][task]})
+    return pd.DataFrame(rows)
+
+
+def r_matrices(runs: list[dict]) -> pd.DataFrame:
+    """Mean R[stage][task] over seeds per sequence run (stage ``initial`` is the untrained model)."""
+    rows = []
+    for name in dict.fromkeys(run["run"]["name"] for run in runs if run["run"]["kind"] == "sequence"):
+        group = [run for run in runs if run["run"]["name"] == name]
+        tasks, stages = group[0]["eval_tasks"], group[0]["run"]["tasks"]
+        matrices = [("initial", [run["R_initial"] for run in group])]
+        matrices += [(f"after {task}", [run["R"][i] for run in group]) for i, task in enumerate(stages)]
+        for stage, rows_over_seeds in matrices:
+            for j, task in enumerate(tasks):
+                mean, std = _mean_std([row[j] for row in rows_over_seeds])
+                rows.append({"run": name, "stage": stage, "task": task, "mean": mean, "std": std})
+    return pd.DataFrame(rows)
+
+
+def compute(runs: list[dict], parameters: int, inference: dict[str, Any] | None) -> pd.DataFrame:
+    """Training time and throughput per run name; the model's size and inference latency alongside."""
+    rows = []
+    for name in dict.fromkeys(run["run"]["name"] for run in runs):
+        group = [run for run in runs if run["run"]["name"] == name]
+        minutes = _mean_std([run["train_seconds"] / 60 for run in group])
+        rows.append({"run": name, "parameters": parameters, "train_minutes": minutes[0],
+                     "train_minutes_std": minutes[1], "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
+                     "device": group[0]["provenance"]["device"],
+                     "inference_ms": None if inference is None else inference["median_ms"],
+                     "inference_device": None if inference is None else inference["device"]})
+    return pd.DataFrame(rows)
+
+
+def _final_display(final: pd.DataFrame) -> pd.DataFrame:
+    primary = final[final["primary"]]
+    table = primary.pivot(index="run", columns="task", values=["mean", "std"])
+    runs = list(dict.fromkeys(primary["run"]))
+    out = pd.DataFrame(index=[run_label(r) for r in runs])
+    for task, label in TASK_LABELS.items():
+        if ("mean", task) in table.columns:
+            out[label] = [_cell(table.loc[r, ("mean", task)], table.loc[r, ("std", task)]) for r in runs]
+    return out
+
+
+def _drops_display(summary: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    rows = summary[summary["task"] != "all"]
+    out = pd.DataFrame({
+        "Strategy": rows["strategy"], "Task": rows["task"],
+        "Final": [_cell(m, s) for m, s in zip(rows["final_mean"], rows["final_std"], strict=True)],
+        "Drop vs own stage (%)": [_cell(m, s) for m, s in zip(rows["rel_drop_stage_mean"],
+                                                              rows["rel_drop_stage_std"], strict=True)],
+        f"Pass ≤{threshold:.0%} (stage)": ["yes" if p else "no" for p in rows["pass_stage"]],
+        "Drop vs single task (%)": [_cell(m, s) for m, s in zip(rows["rel_drop_single_mean"],
+                                                                rows["rel_drop_single_std"], strict=True)],
+        f"Pass ≤{threshold:.0%} (single)": ["yes" if p else "no" for p in rows["pass_single"]],
+    })
+    return out.reset_index(drop=True)
+
+
+def _continual_display(summary: pd.DataFrame) -> pd.DataFrame:
+    rows = summary[summary["task"] == "all"]
+    return pd.DataFrame({
+        "Strategy": rows["strategy"],
+        "Avg final": [_cell(m, s) for m, s in zip(rows["avg_final_mean"], rows["avg_final_std"], strict=True)],
+        "BWT": [_cell(m, s) for m, s in zip(rows["bwt_mean"], rows["bwt_std"], strict=True)],
+        "Avg forgetting": [_cell(m, s) for m, s in zip(rows["avg_forgetting_mean"], rows["avg_forgetting_std"],
+                                                       strict=True)],
+        "FWT": [_cell(m, s) for m, s in zip(rows["forward_transfer_mean"], rows["forward_transfer_std"],
+                                            strict=True)],
+    }).reset_index(drop=True)
+
+
+def _r_display(matrices: pd.DataFrame) -> pd.DataFrame:
+    out = matrices.assign(value=[_cell(m, s) for m, s in zip(matrices["mean"], matrices["std"], strict=True)])
+    table = out.pivot_table(index=["run", "stage"], columns="task", values="value", aggfunc="first", sort=False)
+    return table[[t for t in TASK_LABELS if t in table.columns]].rename(columns=TASK_LABELS).reset_index()
+
+
+def _compute_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Run": [run_label(r) for r in table["run"]],
+        "Parameters": [f"{p:,}" for p in table["parameters"]],
+        "Training (min)": [_cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
+                                                                   strict=True)],
+        "Images/s": [f"{v:.1f}" for v in table["images_per_s"]],
+        "Inference (ms/image)": ["n/a" if v is None or pd.isna(v) else f"{v:.1f}" for v in table["inference_ms"]],
+        "Device": table["device"],
+    })
+
+
+def latex_escape(text: str) -> str:
+    """Text with LaTeX's special characters escaped (for captions)."""
+    for char in "&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _latex(table: pd.DataFrame, caption: str, label: str, index: bool) -> str:
+    styler = table.style.format(escape="latex").format_index(escape="latex", axis=0) \
+        .format_index(escape="latex", axis=1)
+    if not index:
+        styler = styler.hide(axis="index")
+    text = styler.to_latex(hrules=True, caption=latex_escape(caption), label=label, position="t",
+                           position_float="centering")
+    return text.replace("±", r"$\pm$").replace("≤", r"$\leq$")
+
+
+def write_tables(runs: list[dict], out_dir: Path, threshold: float, parameters: int,
+                 inference: dict[str, Any] | None, provenance_line: str) -> list[Path]:
+    """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths."""
+    summary = summary_table(runs, threshold, require_single_baseline=any(
+        r["run"]["name"].startswith(BASELINE_PREFIX) for r in runs))
+    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
+    tables = {
+        "final_metrics": (final, _final_display(final), True,
+                          "Final metrics (x100) per strategy, mean ± std over seeds."),
+        "forgetting": (summary, _drops_display(summary, threshold), False,
+                       f"Relative drop of each task from its baseline after the last stage; a task passes at a drop "
+                       f"of at most {threshold:.0%}."),
+        "continual": (summary[summary["task"] == "all"], _continual_display(summary), False,
+                      "Continual-learning summaries (x100): average final score, backward transfer, average "
+                      "forgetting, forward transfer."),
+        "r_matrices": (matrices, _r_display(matrices), False,
+                       "Accuracy matrix R (x100): each task's primary metric after each stage."),
+        "compute": (cost, _compute_display(cost), False, "Model size, training time and inference latency."),
+    }
+    paths = []
+    for name, (numbers, display, index, caption) in tables.items():
+        out = Path(out_dir)
+        atomic_write_text(out / f"{name}.csv", numbers.to_csv(index=False))
+        markdown = display.to_markdown(index=index)
+        atomic_write_text(out / f"{name}.md", f"{markdown}\n\n{caption} {provenance_line}\n")
+        atomic_write_text(out / f"{name}.tex", _latex(display, f"{caption} {provenance_line}", f"tab:{name}", index))
+        paths += [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
+    return paths
