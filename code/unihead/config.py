@@ -99,6 +99,11 @@ class WorkflowConfig:
     """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
     gpus_per_run: int = 0
     """GPUs a training job asks the cluster for (resource ``gpu``)."""
+    runtime_minutes: int = 240
+    """Wall-clock limit a cluster gives one training job."""
+    report_dir: str = "results/{name}/report"
+    """Where the report's tables/ and figures/ go; ``{name}`` is the experiment's name. The paper's
+    config points it at ``paper`` so that paper/main.tex finds them."""
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.baselines if t not in TASKS]

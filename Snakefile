@@ -1,0 +1,51 @@
+"""unihead: regenerate the paper's tables and figures.
+
+    snakemake --cores all --use-singularity            # the paper (workflow/config/paper.yaml), in the container
+    snakemake --cores all --configfile workflow/config/demo.yaml   # the synthetic demo on a CPU
+
+See README.md for the cluster profile and for running one job alone.
+"""
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The paper's config unless another is given: a --configfile replaces it instead of being merged
+# into it, so no paper setting (GPUs, report into paper/) leaks into the demo or a user's experiment.
+if not workflow.overwrite_configfiles:
+
+    configfile: "workflow/config/paper.yaml"
+
+
+# The config is checked against the package's own schema (pure Python: the login node running this
+# file needs only snakemake, not torch). A bad key stops the workflow before any job, naming the key.
+sys.path.insert(0, str(Path(workflow.basedir) / "code"))
+from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
+
+try:
+    EXPERIMENT = config_from_dict(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from err
+
+
+container: EXPERIMENT.workflow.container
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/paper.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        FORGETTING_TABLES,
+        REPORT_FILES,

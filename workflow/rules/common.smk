@@ -1,0 +1,34 @@
+# Paths and run lists of the experiment, derived from the validated config (EXPERIMENT).
+
+EXP = EXPERIMENT.name
+RESULTS = f"results/{EXP}"
+RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
+MANIFEST = f"{RESULTS}/data/manifest.json"
+RUN_DIR = f"{RESULTS}/runs/{{run}}/seed{{seed}}"
+SEEDS = EXPERIMENT.workflow.seeds
+RUNS = [*EXPERIMENT.workflow.strategies, *(f"baseline-{task}" for task in EXPERIMENT.workflow.baselines)]
+RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", run=RUNS, seed=SEEDS)
+REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
+
+# Jobs run the package from the checkout's code/ (inside the container too), so code edits need
+# no image rebuild.
+shell.prefix("set -euo pipefail; export PYTHONPATH=code${{PYTHONPATH:+:$PYTHONPATH}}; ")
+
+
+def figure(name):
+    """A figure's PNG, marked for `snakemake --report` with its caption from workflow/report/."""
+    return report(
+        f"{REPORT_DIR}/figures/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Figures",
+        labels={"figure": name},
+    )
+
+
+wildcard_constraints:
+    run="|".join(RUNS),
+    seed=r"\d+",
+
+
+localrules:
+    experiment_config,

@@ -1,0 +1,29 @@
+# The experiment's resolved config, and its data: synthesised, or a folder the user already has.
+
+
+rule experiment_config:
+    """The validated config with every default filled in: what each job reads. Rewritten (and the
+    jobs depending on it rerun) when the config's content changes."""
+    output:
+        RESOLVED_CONFIG,
+    params:
+        values=config_to_dict(EXPERIMENT),
+    log:
+        f"{RESULTS}/logs/experiment_config.log",
+    run:
+        import yaml
+
+        Path(output[0]).write_text(yaml.safe_dump(params.values, sort_keys=False))
+
+
+rule prepare_data:
+    """Write the synthetic data (data.source: synthetic) or validate an existing folder in the
+    challenge layout (data.source: folder), and list every file with its sha256."""
+    input:
+        RESOLVED_CONFIG,
+    output:
+        MANIFEST,
+    log:
+        f"{RESULTS}/logs/prepare_data.log",
+    shell:
+        "python -m unihead prepare --config {input} --manifest {output} > {log} 2>&1"

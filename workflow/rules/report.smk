@@ -1,0 +1,29 @@
+# Tables and figures of the experiment (and, for the paper's config, of paper/).
+
+REPORT_TABLES = expand(
+    f"{REPORT_DIR}/tables/{{name}}.{{ext}}",
+    name=["final_metrics", "forgetting", "continual", "r_matrices", "compute"],
+    ext=["csv", "md", "tex"],
+)
+FIGURES = ["final_metrics", "stages", "r_matrices", "training_curves", "qualitative"]
+REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"])
+
+
+rule report:
+    """Every table (CSV, Markdown, LaTeX) and figure (PDF, PNG) from the runs."""
+    input:
+        config=RESOLVED_CONFIG,
+        metrics=RUN_METRICS,
+        inference=INFERENCE,
+        forgetting=FORGETTING_TABLES,
+    output:
+        REPORT_TABLES,
+        [figure(name) for name in FIGURES],
+        expand(f"{REPORT_DIR}/figures/{{name}}.pdf", name=FIGURES),
+    params:
+        out=lambda wildcards, output: Path(output[0]).parents[1],
+    log:
+        f"{RESULTS}/logs/report.log",
+    shell:
+        "python -m unihead report --config {input.config} {input.metrics} --inference {input.inference}"
+        " --out {params.out} > {log} 2>&1"

@@ -1,0 +1,26 @@
+# One job per run: a strategy over the task sequence, or a single-task baseline, for one seed.
+
+
+rule train:
+    """Train and evaluate one run; an interrupted job resumes from its last epoch when rerun."""
+    input:
+        config=RESOLVED_CONFIG,
+        manifest=MANIFEST,
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        history=f"{RUN_DIR}/history.csv",
+        weights=f"{RUN_DIR}/model.pt",
+    params:
+        out=lambda wildcards, output: Path(output.metrics).parent,
+    log:
+        f"{RESULTS}/logs/train/{{run}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{run}}-seed{{seed}}.tsv"
+    threads: 4
+    resources:
+        gpu=EXPERIMENT.workflow.gpus_per_run,
+        mem_mb=16000,
+        runtime=EXPERIMENT.workflow.runtime_minutes,
+    shell:
+        "python -m unihead train --config {input.config} --manifest {input.manifest} --run {wildcards.run}"
+        " --seed {wildcards.seed} --out {params.out} > {log} 2>&1"

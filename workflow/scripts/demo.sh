@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The demo, end to end on a CPU: install what it needs into .venv, then run the whole workflow on
+# synthetic data (workflow/config/demo.yaml). Outputs: results/demo/ (runs, tables, report).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash workflow/scripts/install.sh .venv
+# shellcheck disable=SC1091
+source .venv/bin/activate
+snakemake --cores all --configfile workflow/config/demo.yaml "$@"
+echo "Forgetting table: results/demo/report/tables/forgetting.md; figures: results/demo/report/figures/"
