@@ -12,7 +12,8 @@ REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
 
 # Jobs run the package from the checkout's code/ (inside the container too), so code edits need
 # no image rebuild.
-shell.prefix("set -euo pipefail; export PYTHONPATH=code${{PYTHONPATH:+:$PYTHONPATH}}; ")
+CODE_DIR = Path(workflow.basedir) / "code"
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={CODE_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
 def figure(name):
