@@ -116,6 +116,16 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    """Copy generated Markdown tables into README.md between the experiment's markers."""
+    from unihead.report.readme import update_readme
+
+    block = "\n\n".join(Path(table).read_text().strip() for table in args.tables)
+    update_readme(Path(args.readme), block, args.name, ", ".join(args.tables))
+    print(f"updated the '{args.name}' results in {args.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unihead", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -171,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for tables/ and figures/")
     report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
     report.set_defaults(func=cmd_report)
+
+    readme = commands.add_parser("readme", help=cmd_readme.__doc__, description=cmd_readme.__doc__)
+    readme.add_argument("tables", nargs="+", help="Markdown tables written by `unihead report`")
+    readme.add_argument("--name", required=True, help="the experiment: README markers results:<name>:begin/end")
+    readme.add_argument("--readme", default="README.md")
+    readme.set_defaults(func=cmd_readme)
     return parser
 
 

@@ -27,3 +27,16 @@ rule report:
     shell:
         "python -m unihead report --config {input.config} {input.metrics} --inference {input.inference}"
         " --out {params.out} > {log} 2>&1"
+
+
+rule readme:
+    """Copy the experiment's forgetting and final-metrics tables into README.md (target: snakemake readme)."""
+    input:
+        forgetting=f"{REPORT_DIR}/tables/forgetting.md",
+        final=f"{REPORT_DIR}/tables/final_metrics.md",
+    log:
+        f"{RESULTS}/logs/readme.log",
+    params:
+        name=EXP,
+    shell:
+        "python -m unihead readme {input.final} {input.forgetting} --name {params.name} > {log} 2>&1"
