@@ -142,3 +142,11 @@ def test_unknown_run_names_are_rejected(synthetic_root):
         run_spec(config, "si", 0)
     with pytest.raises(ConfigError, match=r"unknown baseline 'baseline-depth'"):
         run_spec(config, "baseline-depth", 0)
+
+
+def test_options_of_every_configured_strategy_are_checked_before_training(synthetic_root, tmp_path):
+    values = {"data": {"root": str(synthetic_root), "image_size": 48}, "train": {"device": "cpu"},
+              "strategies": {"kd": {"temprature": 2.0}}}
+    config = config_from_dict(values)
+    with pytest.raises(ConfigError, match="unknown config key 'strategies.kd.temprature'"):
+        Run(config, run_spec(config, "none", 0), tmp_path)

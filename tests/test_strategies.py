@@ -21,7 +21,8 @@ def test_registry_holds_the_papers_strategies():
 
 
 def test_unknown_strategy_and_bad_options_name_the_key():
-    with pytest.raises(ConfigError, match="unknown strategy 'si'; registered strategies: .*'ewc'"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'si' \(config key 'strategies.si' or the run name\); "
+                                          r"registered strategies: .*'ewc'"):
         create_strategy("si")
     with pytest.raises(ConfigError, match="unknown config key 'strategies.ewc.lambda'"):
         create_strategy("ewc", {"lambda": 3.0})

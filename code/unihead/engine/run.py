@@ -123,6 +123,8 @@ class Run:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(lr_factor, train.schedule, epochs_per_stage=train.epochs, stages=len(spec.tasks)))
+        for name, options in config.strategies.items():  # every configured strategy's options, checked up front
+            create_strategy(name, options)
         self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
         self.loss_fn = partial(self._loss, det_head=config.model.det_head, image_size=size)
 

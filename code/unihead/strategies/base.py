@@ -112,7 +112,8 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 def create_strategy(name: str, options: Mapping[str, Any] | None = None, seed: int = 0) -> Strategy:
     """The registered strategy ``name`` with its options validated (errors name ``strategies.<name>.<key>``)."""
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; registered strategies: {sorted(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r} (config key 'strategies.{name}' or the run name); "
+                          f"registered strategies: {sorted(STRATEGIES)}")
     cls = STRATEGIES[name]
     return cls(build_section(cls.Options, dict(options or {}), f"strategies.{name}"), seed=seed)
 
