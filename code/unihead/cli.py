@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import ExperimentConfig, load_config
+from unihead.config import ExperimentConfig, SyntheticConfig, load_config
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -136,10 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help=cmd_synth.__doc__, description=cmd_synth.__doc__)
     synth.add_argument("--out", required=True, help="data root to write (mini_voc_seg/, mini_coco_det/, ...)")
-    synth.add_argument("--n-train", type=int, default=240, help="images per task in train (default 240)")
-    synth.add_argument("--n-val", type=int, default=60, help="images per task in val (default 60)")
-    synth.add_argument("--size", type=int, default=128, help="nominal image size in pixels (default 128)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--n-train", type=int, default=SyntheticConfig.n_train,
+                       help="images per task in train (default %(default)s)")
+    synth.add_argument("--n-val", type=int, default=SyntheticConfig.n_val,
+                       help="images per task in val (default %(default)s)")
+    synth.add_argument("--size", type=int, default=SyntheticConfig.image_size,
+                       help="nominal image size in pixels (default %(default)s)")
+    synth.add_argument("--seed", type=int, default=SyntheticConfig.seed)
     synth.set_defaults(func=cmd_synth)
 
     prepare = commands.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
