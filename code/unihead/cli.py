@@ -120,9 +120,10 @@ def cmd_readme(args: argparse.Namespace) -> int:
     """Copy generated Markdown tables into README.md between the experiment's markers."""
     from unihead.report.readme import update_readme
 
+    name = load_config(args.config).name
     block = "\n\n".join(Path(table).read_text().strip() for table in args.tables)
-    update_readme(Path(args.readme), block, args.name, ", ".join(args.tables))
-    print(f"updated the '{args.name}' results in {args.readme}")
+    update_readme(Path(args.readme), block, name, ", ".join(args.tables))
+    print(f"updated the '{name}' results in {args.readme}")
     return 0
 
 
@@ -187,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     readme = commands.add_parser("readme", help=cmd_readme.__doc__, description=cmd_readme.__doc__)
     readme.add_argument("tables", nargs="+", help="Markdown tables written by `unihead report`")
-    readme.add_argument("--name", required=True, help="the experiment: README markers results:<name>:begin/end")
+    readme.add_argument("--config", required=True,
+                        help="the experiment's YAML; its name selects the README markers results:<name>:begin/end")
     readme.add_argument("--readme", default="README.md")
     readme.set_defaults(func=cmd_readme)
     return parser

@@ -32,11 +32,10 @@ rule report:
 rule readme:
     """Copy the experiment's forgetting and final-metrics tables into README.md (target: snakemake readme)."""
     input:
-        forgetting=f"{REPORT_DIR}/tables/forgetting.md",
+        config=RESOLVED_CONFIG,
         final=f"{REPORT_DIR}/tables/final_metrics.md",
+        forgetting=f"{REPORT_DIR}/tables/forgetting.md",
     log:
         f"{RESULTS}/logs/readme.log",
-    params:
-        name=EXP,
     shell:
-        "python -m unihead readme {input.final} {input.forgetting} --name {params.name} > {log} 2>&1"
+        "python -m unihead readme --config {input.config} {input.final} {input.forgetting} > {log} 2>&1"
