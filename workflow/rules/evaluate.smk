@@ -31,6 +31,7 @@ rule inference_speed:
         f"{RESULTS}/logs/inference_speed.log",
     benchmark:
         f"{RESULTS}/benchmarks/inference_speed.tsv"
+    threads: 4
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
     shell:
