@@ -86,6 +86,8 @@ def test_the_tiny_workflow_end_to_end(tmp_path):
     assert all(f"| {name} " in forgetting_md for name in STRATEGIES)
     assert "synthetic data" in forgetting_md and "64 px" in forgetting_md
     assert "\\toprule" in (report / "tables" / "final_metrics.tex").read_text()
+    forgetting_tex = (report / "tables" / "forgetting.tex").read_text()
+    assert "kd\\_replay" in forgetting_tex and "\\label{tab:forgetting}" in forgetting_tex
     for name in ("final_metrics", "stages", "r_matrices", "training_curves", "qualitative"):
         with Image.open(report / "figures" / f"{name}.png") as image:
             assert image.width > 300 and image.height > 150
