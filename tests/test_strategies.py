@@ -12,7 +12,7 @@ from unihead.config import ConfigError, ModelConfig
 from unihead.models import FEATURES, build_model
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.strategies.distill import output_distillation, softmax_kl
-from unihead.strategies.kd import feature_distillation
+from unihead.strategies.kd import feature_distillation, relative_mse
 from unihead.strategies.replay import ReservoirBuffer
 
 
@@ -119,3 +119,10 @@ def test_reservoir_round_trips_through_its_state():
         buffer.offer(item)
     clone = ReservoirBuffer.from_state_dict(copy.deepcopy(buffer.state_dict()))
     assert clone.sample(8) == buffer.sample(8)
+
+
+def test_feature_term_is_relative_to_the_teachers_scale():
+    teacher = torch.full((1, 2, 3, 3), 100.0)
+    assert relative_mse(torch.zeros_like(teacher), teacher).item() == pytest.approx(1.0)
+    assert relative_mse(teacher * 1.1, teacher).item() == pytest.approx(0.01)
+    assert relative_mse(teacher / 100 * 1.1, teacher / 100).item() == pytest.approx(0.01)

@@ -19,10 +19,19 @@ def attention_map(features: Tensor) -> Tensor:
     return F.normalize(features.pow(2).mean(dim=1).flatten(1), dim=1)
 
 
+def relative_mse(student: Tensor, teacher: Tensor, eps: float = 1e-8) -> Tensor:
+    """MSE divided by the teacher's mean squared activation: 0 when equal, 1 for a zero student.
+
+    Raw FPN activations reach magnitudes where a plain MSE is thousands of times the task losses
+    (seen on the real mini data); this keeps the term's scale independent of them.
+    """
+    return F.mse_loss(student, teacher) / (teacher.pow(2).mean() + eps)
+
+
 def feature_distillation(student: Mapping[str, Tensor], teacher: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Mean over FPN levels of the feature MSE and of the attention-map MSE (relational term)."""
+    """Mean over FPN levels of the relative feature MSE and of the attention-map MSE (relational term)."""
     levels = sorted(teacher)
-    feature = sum(F.mse_loss(student[k], teacher[k]) for k in levels) / len(levels)
+    feature = sum(relative_mse(student[k], teacher[k]) for k in levels) / len(levels)
     attention = sum(F.mse_loss(attention_map(student[k]), attention_map(teacher[k])) for k in levels) / len(levels)
     return feature, attention
 
