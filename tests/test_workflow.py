@@ -44,6 +44,12 @@ def test_paper_dry_run_lists_every_baseline_and_strategy_for_every_seed():
     assert "paper/figures/r_matrices.pdf" in listing and "paper/main.pdf" not in listing
 
 
+def test_the_paper_pdf_is_built_only_from_the_papers_own_report():
+    assert "latexmk -pdf" in snakemake("-n", "-p", "paper").stdout
+    other = snakemake("-n", "paper", "--configfile", "workflow/config/demo.yaml")
+    assert other.returncode != 0 and "No rule to produce paper" in other.stdout + other.stderr
+
+
 def test_a_bad_config_key_stops_the_workflow_naming_it(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text((REPO / "workflow/config/test.yaml").read_text().replace("epochs: 2", "epoch: 2"))
