@@ -230,3 +230,48 @@ def test_empty_class_folder(synthetic_root, tmp_path):
 def test_unknown_task():
     with pytest.raises(ValueError, match=r"unknown task 'depth'; expected one of \['seg', 'det', 'cls'\]"):
         build_dataset("depth", Path("."), "train", SIZE, train=False)
+
+
+def test_train_and_val_with_different_category_sets(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path, "mini_coco_det")
+
+    def drop_teddy_bear(document: dict) -> None:
+        document["categories"] = [c for c in document["categories"] if c["id"] != 88]
+        document["annotations"] = [a for a in document["annotations"] if a["category_id"] != 88]
+
+    _edit_annotations(root, "val", drop_teddy_bear)
+    with pytest.raises(DatasetError, match=r"train/annotations.json and .*val/annotations.json disagree on category "
+                                           r"id 88: 'teddy bear' vs no such category"):
+        CocoDetection(root, "val", SIZE, train=False)
+
+
+def test_image_without_annotations_has_empty_target(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path, "mini_coco_det")
+    _edit_annotations(root, "train", lambda d: d.update(annotations=[a for a in d["annotations"]
+                                                                     if a["image_id"] != 1]))
+    image, target = CocoDetection(root, "train", SIZE, train=True)[0]
+    assert target["image_id"] == 1 and image.shape == (3, SIZE, SIZE)
+    assert target["boxes"].shape == (0, 4) and target["boxes"].dtype == torch.float32
+    assert target["labels"].shape == (0,) and target["labels"].dtype == torch.int64
+    assert target["iscrowd"].shape == (0,) and target["iscrowd"].dtype == torch.bool
+
+
+def test_split_without_images(synthetic_root, tmp_path):
+    seg = _copy(synthetic_root, tmp_path, "mini_voc_seg")
+    for folder in ("JPEGImages", "SegmentationClass"):
+        for file in (seg / "val" / folder).iterdir():
+            file.unlink()
+    with pytest.raises(DatasetError, match=r"val/JPEGImages: no .jpg images"):
+        VocSegmentation(seg, "val", SIZE, train=False)
+    det = _copy(synthetic_root, tmp_path, "mini_coco_det")
+    _edit_annotations(det, "val", lambda d: d.update(images=[], annotations=[]))
+    with pytest.raises(DatasetError, match=r"val/annotations.json: no images"):
+        CocoDetection(det, "val", SIZE, train=False)
+
+
+def test_unreadable_detection_image_is_named_when_loaded(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path, "mini_coco_det")
+    (root / "train" / "images" / "000000000002.jpg").write_bytes(b"\xff\xd8garbage")
+    reader = CocoDetection(root, "train", SIZE, train=False)
+    with pytest.raises(DatasetError, match=r"000000000002.jpg: unreadable image"):
+        reader[1]

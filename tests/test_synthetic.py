@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from unihead.cli import main
 from unihead.data import build_dataset, write_synthetic_dataset
+from unihead.data.synthetic import SEG_CLASSES
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -35,3 +38,19 @@ def test_cli_writes_what_the_readers_read(tmp_path, capsys):
 def test_too_few_images_for_one_per_class(tmp_path):
     with pytest.raises(ValueError, match="at least 10 images per split"):
         write_synthetic_dataset(tmp_path, n_train=5, n_val=10)
+
+
+def test_masks_are_derived_from_the_shapes_drawn(synthetic_root):
+    """Pixels a mask gives class k show class k's colour in the image (up to jitter and JPEG)."""
+    split = synthetic_root / "mini_voc_seg" / "train"
+    seen = set()
+    for mask_path in sorted((split / "SegmentationClass").glob("*.png"))[:8]:
+        mask = np.asarray(Image.open(mask_path))
+        image = np.asarray(Image.open(split / "JPEGImages" / f"{mask_path.stem}.jpg").convert("RGB"), dtype=float)
+        assert (mask == 255).any() and (mask == 0).any()
+        for label in set(np.unique(mask).tolist()) - {0, 255}:
+            _, colour = SEG_CLASSES[label]
+            mean = image[mask == label].mean(axis=0)
+            assert np.abs(mean - colour).max() < 35, (mask_path.name, label, mean, colour)
+            seen.add(label)
+    assert len(seen) >= 3

@@ -64,7 +64,11 @@ def check_category_agreement(paths: list[Path]) -> None:
         for category_id in sorted(set(first) | set(names)):
             if first.get(category_id) != names.get(category_id):
                 raise DatasetError(f"{first_path} and {path} disagree on category id {category_id}: "
-                                   f"{first.get(category_id)!r} vs {names.get(category_id)!r}")
+                                   f"{_category_name(first, category_id)} vs {_category_name(names, category_id)}")
+
+
+def _category_name(names: dict[int, str], category_id: int) -> str:
+    return repr(names[category_id]) if category_id in names else "no such category"
 
 
 class CocoDetection(Dataset):
@@ -88,6 +92,7 @@ class CocoDetection(Dataset):
                                    f"(listed in {path})")
         categories = sorted(data["categories"], key=lambda c: c["id"])
         self.label_to_category_id = [c["id"] for c in categories]
+        self.category_to_label = {category_id: i for i, category_id in enumerate(self.label_to_category_id)}
         self.category_names = [c["name"] for c in categories]
         self.num_classes = len(categories)
         self.annotation_path = path
@@ -113,15 +118,15 @@ class CocoDetection(Dataset):
             raise DatasetError(f"{file}: image is {image.width}x{image.height} but {self.annotation_path} says "
                                f"{info['width']}x{info['height']} (boxes would be misplaced)")
         annotations = self.annotations[info["id"]]
-        category_to_label = {c: i for i, c in enumerate(self.label_to_category_id)}
         xywh = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4)
         boxes = tv_tensors.BoundingBoxes(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1),
                                          format=tv_tensors.BoundingBoxFormat.XYXY,
                                          canvas_size=(image.height, image.width))
         image, boxes = self.transforms(image, boxes)
+        labels = [self.category_to_label[a["category_id"]] for a in annotations]
         target = {
             "boxes": boxes.as_subclass(Tensor),
-            "labels": torch.tensor([category_to_label[a["category_id"]] for a in annotations], dtype=torch.int64),
+            "labels": torch.tensor(labels, dtype=torch.int64),
             "iscrowd": torch.tensor([bool(a.get("iscrowd", 0)) for a in annotations], dtype=torch.bool),
             "image_id": info["id"],
             "orig_size": (info["height"], info["width"]),
