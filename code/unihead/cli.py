@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import ExperimentConfig, SyntheticConfig, load_config
+from unihead.config import DATA_SOURCES, ExperimentConfig, SyntheticConfig, load_config
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -44,19 +44,28 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    """Make the config's data root ready (write synthetic data, or validate a folder) and write its manifest."""
-    from unihead.data.manifest import write_manifest
-    from unihead.data.prepare import prepare_folder, prepare_synthetic
+    """Make a data root ready (synthesise it, build it from the official sources, or validate a folder the
+    user has) and write its manifest (sha256 of every file)."""
+    from unihead.config import DataConfig
+    from unihead.data.manifest import MANIFEST, write_manifest
+    from unihead.data.prepare import prepare_data
 
-    data = load_config(args.config).data
-    root = Path(data.root)
-    if data.source == "synthetic":
-        s = data.synthetic
-        manifest = prepare_synthetic(root, s.n_train, s.n_val, s.image_size, s.seed)
+    if args.config:
+        if args.source or args.path or args.out:
+            raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
+                             "--source folder), not both")
+        data = load_config(args.config).data
+        manifest_path = Path(args.manifest) if args.manifest else Path(data.root) / MANIFEST
     else:
-        manifest = prepare_folder(root)
-    digest = write_manifest(manifest, Path(args.manifest))
-    print(f"{data.source} data at {root}: {len(manifest['files'])} files; manifest {args.manifest} "
+        if not args.source or not args.out:
+            raise InputError("unihead prepare: give --config, or --source and --out")
+        if (args.source == "folder") != (args.path is not None):
+            raise InputError("unihead prepare: a folder to validate is given with --source folder, and only then")
+        data = DataConfig(source=args.source, root=args.path or args.out)
+        manifest_path = Path(args.manifest) if args.manifest else Path(args.out) / MANIFEST
+    manifest = prepare_data(data)
+    digest = write_manifest(manifest, manifest_path)
+    print(f"{data.source} data at {data.root}: {len(manifest['files'])} files; manifest {manifest_path} "
           f"(sha256 {digest[:12]})")
     return 0
 
@@ -147,8 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_synth)
 
     prepare = commands.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
-    prepare.add_argument("--config", required=True, help="experiment YAML (its data section)")
-    prepare.add_argument("--manifest", required=True, help="where to write the manifest (sha256 of every file)")
+    prepare.add_argument("--config", help="experiment YAML: its data section says the source and the root")
+    prepare.add_argument("--source", choices=DATA_SOURCES, help="without --config: where the data comes from "
+                         "(the other data settings take their defaults)")
+    prepare.add_argument("path", nargs="?", help="with --source folder: the existing folder to validate in place")
+    prepare.add_argument("--out", help="with --source: the folder to write (synthetic, official) or the folder for "
+                         "the manifest (folder)")
+    prepare.add_argument("--manifest", help="where to write the manifest (default: manifest.json in the data root, "
+                         "or in --out)")
     prepare.set_defaults(func=cmd_prepare)
 
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)

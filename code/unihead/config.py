@@ -9,6 +9,7 @@ This module imports no torch, so the workflow's host-side code can use it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from unihead.tasks import CLS, DET, SEG, TASKS
 FPN_STRIDES = (8, 16, 32, 64)
 """Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
 DET_HEADS = ("paper", "logits")
+DATA_SOURCES = ("synthetic", "folder", "official")
+CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
+"""Checksums a download may be pinned by, with the length of their hex digest."""
 
 
 class ConfigError(InputError):
@@ -74,16 +78,73 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class Download:
+    """One file fetched from the network: its URL (any mirror) and the checksum it must have."""
+
+    url: str
+    checksum: str
+    """``md5:<hex>`` or ``sha256:<hex>``."""
+
+    def __post_init__(self) -> None:
+        algorithm, _, digest = self.checksum.partition(":")
+        if algorithm not in CHECKSUM_ALGORITHMS or not re.fullmatch(r"[0-9a-f]+", digest) \
+                or len(digest) != CHECKSUM_ALGORITHMS[algorithm]:
+            raise ConfigError(f"checksum {self.checksum!r} of {self.url}: expected 'md5:<32 hex digits>' or "
+                              "'sha256:<64 hex digits>'")
+
+
+@dataclass(frozen=True)
+class OfficialConfig:
+    """The official sources the mini datasets are built from when ``data.source`` is ``official``.
+
+    The defaults are the original hosts and the archives' published checksums (md5, as torchvision's
+    dataset classes check them); point ``url`` at a mirror to use one.
+    """
+
+    subsets: str = "workflow/config/subsets"
+    """Folder of the id lists that define the mini datasets (which images, which split)."""
+    cache: str = "data/downloads"
+    """Where downloads are kept; a second build reuses them after checking their checksums."""
+    voc: Download = field(default_factory=lambda: Download(
+        "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+        "md5:6cd6e144f989b92b3379bac3b3de84fd"))
+    coco_annotations: Download = field(default_factory=lambda: Download(
+        "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+        "md5:f4bbac642086de4f52a3fdda2de5fa2c"))
+    coco_images: str = field(default="server", metadata=_choices("server", "zip"))
+    """``server``: fetch only the listed val2017 images one by one; ``zip``: take them from ``coco_val_zip``."""
+    coco_image_url: str = "http://images.cocodataset.org/val2017/{file_name}"
+    """URL of one COCO image (``coco_images: server``); ``{file_name}`` is the image's file name."""
+    coco_val_zip: Download = field(default_factory=lambda: Download(
+        "http://images.cocodataset.org/zips/val2017.zip", "md5:442b8da7639aecaf257c1dceb8ba8c80"))
+    imagenette: Download = field(default_factory=lambda: Download(
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "md5:e793b78cc4c9e9a4ccc0c1155377a412"))
+    retries: int = 3
+    """Attempts per download before giving up (a broken connection resumes where it stopped)."""
+    timeout_s: float = 60.0
+    """Seconds without data after which a connection counts as broken."""
+
+    def __post_init__(self) -> None:
+        if "{file_name}" not in self.coco_image_url:
+            raise ConfigError("config key 'data.official.coco_image_url': expected a URL containing '{file_name}', "
+                              f"got {self.coco_image_url!r}")
+        if self.retries < 1:
+            raise ConfigError(f"config key 'data.official.retries': expected at least 1, got {self.retries}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the three datasets come from, where they live and at which square size the model sees them."""
 
-    source: str = field(default="synthetic", metadata=_choices("synthetic", "folder"))
+    source: str = field(default="synthetic", metadata=_choices(*DATA_SOURCES))
     """``synthetic``: written by the generator into ``root``; ``folder``: an existing folder in the
-    challenge layout (such as ../shared/data/mini), validated and used in place."""
+    challenge layout (such as ../shared/data/mini), validated and used in place; ``official``: built
+    into ``root`` from the official VOC 2012, COCO 2017 and Imagenette archives (see ``official``)."""
     root: str = "data/synthetic"
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
     image_size: int = 512
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    official: OfficialConfig = field(default_factory=OfficialConfig)
 
 
 @dataclass(frozen=True)
@@ -220,12 +281,22 @@ def build_section(cls: type, values: Any, prefix: str) -> Any:
     if unknown:
         names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in unknown)
         raise ConfigError(f"unknown config key {names}; valid keys at {where}: {sorted(known)}")
+    missing = [name for name, f in known.items() if name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in missing)
+        raise ConfigError(f"missing config key {names}")
     kwargs = {
         name: _convert(values[name], hints[name], f"{prefix + '.' if prefix else ''}{name}",
                        known[name].metadata.get("choices"))
         for name in values
     }
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        if "config key" in str(err):
+            raise
+        raise ConfigError(f"config key {where}: {err}") from err
 
 
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:

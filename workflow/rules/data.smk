@@ -1,4 +1,5 @@
-# The experiment's resolved config, and its data: synthesised, or a folder the user already has.
+# The experiment's resolved config, and its data: synthesised, built from the official sources, or a
+# folder the user already has.
 
 
 rule experiment_config:
@@ -17,8 +18,10 @@ rule experiment_config:
 
 
 rule prepare_data:
-    """Write the synthetic data (data.source: synthetic) or validate an existing folder in the
-    challenge layout (data.source: folder), and list every file with its sha256."""
+    """Write the synthetic data (data.source: synthetic), build the mini datasets from the official
+    VOC 2012, COCO 2017 and Imagenette archives (official; downloads cached under
+    data.official.cache), or validate an existing folder in the challenge layout (folder); then list
+    every file with its sha256."""
     input:
         RESOLVED_CONFIG,
     output:
@@ -27,3 +30,11 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare_data.log",
     shell:
         "python -m unihead prepare --config {input} --manifest {output} > {log} 2>&1"
+
+
+# Official sources are downloaded on the machine running Snakemake: a cluster's compute nodes often
+# have no internet.
+if EXPERIMENT.data.source == "official":
+
+    localrules:
+        prepare_data,

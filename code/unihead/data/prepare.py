@@ -1,16 +1,18 @@
-"""Making a data root ready for training: synthesise it, or validate a folder the user already has."""
+"""Making a data root ready for training: synthesise it, build it from the official sources, or validate a
+folder the user already has; each way ends with the manifest of every file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from unihead.config import DataConfig
 from unihead.data.errors import DatasetError
 from unihead.data.factory import build_dataset
 from unihead.data.manifest import build_manifest
+from unihead.data.official import build_official
+from unihead.data.subsets import SPLITS
 from unihead.data.synthetic import write_synthetic_dataset
 from unihead.tasks import DATASET_DIRS, TASKS
-
-SPLITS = ("train", "val")
 
 
 def validate_folder(root: Path, expected_counts: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
@@ -50,3 +52,21 @@ def prepare_folder(root: Path, expected_counts: dict[str, int] | None = None) ->
     """Validate an existing folder in the challenge layout and list its files, without copying them."""
     validate_folder(root, expected_counts)
     return build_manifest(root, "folder")
+
+
+def prepare_official(data: DataConfig) -> dict:
+    """Build the datasets from the official archives (downloads cached), check them, and list them."""
+    root = Path(data.root)
+    build_official(data.official, root)
+    validate_folder(root)
+    return build_manifest(root, "official")
+
+
+def prepare_data(data: DataConfig) -> dict:
+    """Make ``data.root`` ready as ``data.source`` says, and return its manifest."""
+    if data.source == "synthetic":
+        s = data.synthetic
+        return prepare_synthetic(Path(data.root), s.n_train, s.n_val, s.image_size, s.seed)
+    if data.source == "official":
+        return prepare_official(data)
+    return prepare_folder(Path(data.root))

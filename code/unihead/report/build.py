@@ -13,11 +13,19 @@ from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, write_tables
 
+DATA_DESCRIPTIONS = {
+    "synthetic": "synthetic data ({root})",
+    "folder": "real data from the folder {root}",
+    "official": "Mini-VOC-Seg, Mini-COCO-Det and Imagenette-160 built from the official VOC 2012, COCO 2017 "
+                "and Imagenette archives ({root})",
+}
+"""How a caption names each ``data.source``."""
+
 
 def provenance_line(config: ExperimentConfig, seeds: int) -> str:
     """Which data, resolution and weights produced the numbers (appended to every caption)."""
     weights = "ImageNet-pretrained backbone" if config.model.pretrained else "backbone trained from scratch"
-    data = f"{config.data.source} data ({config.data.root})"
+    data = DATA_DESCRIPTIONS[config.data.source].format(root=config.data.root)
     return (f"Experiment '{config.name}': {data}, {config.data.image_size} px, {weights}, "
             f"det head '{config.model.det_head}', {config.train.epochs} epochs per task, {seeds} seed(s).")
 

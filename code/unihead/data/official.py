@@ -1,0 +1,182 @@
+"""Building the three mini datasets from their official sources, byte for byte the same on every run.
+
+Images and masks are the archives' own bytes (never re-encoded), and the COCO annotation files are
+written with sorted keys, so two builds from the same archives and id lists are identical files.
+Each dataset is assembled in a hidden staging folder beside its final place and moved there only
+when complete: a failed build leaves no half-built dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from unihead.config import OfficialConfig
+from unihead.data.archives import extract_files, extract_selected
+from unihead.data.download import fetch, fetch_verified
+from unihead.data.errors import DatasetError
+from unihead.data.subsets import SPLITS, Subsets, read_subsets
+from unihead.tasks import CLS, DATASET_DIRS, DET, SEG
+
+VOC_MEMBER = "VOCdevkit/VOC2012/{folder}/{id}{suffix}"
+COCO_INSTANCES_MEMBER = "annotations/instances_val2017.json"
+COCO_ZIP_MEMBER = "val2017/{file_name}"
+IMAGENETTE_FOLDERS = ("imagenette2-160/train/", "imagenette2-160/val/")
+"""The archive's own split folders; a listed file is looked up in both."""
+
+
+class OfficialBuilder:
+    """Downloads (cached in ``config.cache``) and assembles one dataset folder per task under ``root``."""
+
+    def __init__(self, config: OfficialConfig, root: Path, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.root = root
+        self.cache = Path(config.cache)
+        self.subsets: Subsets = read_subsets(Path(config.subsets))
+        self.log = log
+
+    def build_all(self) -> None:
+        for task, build in ((SEG, self._build_voc), (DET, self._build_coco), (CLS, self._build_imagenette)):
+            final = self.root / DATASET_DIRS[task]
+            staging = self.root / f".{DATASET_DIRS[task]}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                build(staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            shutil.rmtree(final, ignore_errors=True)
+            staging.replace(final)
+            self.log(f"{final}: {sum(len(v) for v in self.subsets.ids[task].values())} images")
+
+    def _archive(self, name: str, what: str) -> Path:
+        download = getattr(self.config, name)
+        self.log(f"{what}: {download.url} (cache {self.cache})")
+        return fetch_verified(download, self.cache, retries=self.config.retries, timeout_s=self.config.timeout_s,
+                              what=what)
+
+    def _lists(self, task: str) -> str:
+        return " / ".join(str(self.subsets.list_file(task, split)) for split in SPLITS)
+
+    def _build_voc(self, out: Path) -> None:
+        archive = self._archive("voc", "PASCAL VOC 2012 trainval")
+        targets = {}
+        for split, ids in self.subsets.ids[SEG].items():
+            for image_id in ids:
+                for folder, suffix in (("JPEGImages", ".jpg"), ("SegmentationClass", ".png")):
+                    member = VOC_MEMBER.format(folder=folder, id=image_id, suffix=suffix)
+                    targets[member] = out / split / folder / f"{image_id}{suffix}"
+        extract_files(archive, targets, self._lists(SEG))
+
+    def _build_imagenette(self, out: Path) -> None:
+        archive = self._archive("imagenette", "Imagenette 160 px")
+        wanted = {name: out / split / name for split, names in self.subsets.ids[CLS].items() for name in names}
+
+        def select(member: str) -> Path | None:
+            for folder in IMAGENETTE_FOLDERS:
+                if member.startswith(folder):
+                    return wanted.get(member[len(folder):])
+            return None
+
+        written = extract_selected(archive, select)
+        missing = [name for name, dest in wanted.items() if dest not in written]
+        if missing:
+            raise DatasetError(f"{archive}: {len(missing)} file(s) listed in {self._lists(CLS)} are in neither "
+                               f"{' nor '.join(IMAGENETTE_FOLDERS)}: {missing[:5]}")
+
+    def _build_coco(self, out: Path) -> None:
+        archive = self._archive("coco_annotations", "COCO 2017 annotations")
+        instances_file = out / "instances_val2017.json"
+        extract_files(archive, {COCO_INSTANCES_MEMBER: instances_file}, "the COCO 2017 annotations archive")
+        instances = json.loads(instances_file.read_text())
+        instances_file.unlink()
+        categories = self._coco_categories(instances, archive)
+        images_by_id = {image["id"]: image for image in instances["images"]}
+        splits = {}
+        for split, ids in self.subsets.ids[DET].items():
+            missing = [i for i in ids if int(i) not in images_by_id]
+            if missing:
+                raise DatasetError(f"{self.subsets.list_file(DET, split)}: image ids not in COCO 2017 val "
+                                   f"({archive}): {missing[:5]}")
+            images = [images_by_id[int(i)] for i in ids]
+            splits[split] = images
+            subset = coco_subset(instances, images, categories)
+            (out / split).mkdir(parents=True)
+            (out / split / "annotations.json").write_text(json.dumps(subset, sort_keys=True, indent=1) + "\n")
+        if self.config.coco_images == "zip":
+            self._coco_images_from_zip(splits, out)
+        else:
+            self._coco_images_from_server(splits, out)
+
+    def _coco_categories(self, instances: dict[str, Any], archive: Path) -> list[dict[str, Any]]:
+        by_id = {category["id"]: category for category in instances["categories"]}
+        for category_id, name in self.subsets.coco_categories.items():
+            if by_id.get(category_id, {}).get("name") != name:
+                raise DatasetError(f"{self.subsets.folder}: category {category_id} {name!r} does not match "
+                                   f"{COCO_INSTANCES_MEMBER} in {archive}")
+        return [by_id[category_id] for category_id in sorted(self.subsets.coco_categories)]
+
+    def _coco_images_from_zip(self, splits: dict[str, list[dict[str, Any]]], out: Path) -> None:
+        archive = self._archive("coco_val_zip", "COCO 2017 val images")
+        targets = {COCO_ZIP_MEMBER.format(file_name=image["file_name"]): out / split / "images" / image["file_name"]
+                   for split, images in splits.items() for image in images}
+        extract_files(archive, targets, self._lists(DET))
+
+    def _coco_images_from_server(self, splits: dict[str, list[dict[str, Any]]], out: Path) -> None:
+        cache = self.cache / "coco_val2017"
+        self.log(f"COCO 2017 val images: {sum(map(len, splits.values()))} files from "
+                 f"{self.config.coco_image_url} (cache {cache})")
+        for split, images in splits.items():
+            for image in images:
+                url = self.config.coco_image_url.format(file_name=image["file_name"])
+                cached = fetch(url, cache / image["file_name"], retries=self.config.retries,
+                               timeout_s=self.config.timeout_s, verify=image_size_verifier(image),
+                               what=f"COCO image {image['id']}")
+                dest = out / split / "images" / image["file_name"]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cached, dest)
+
+
+def coco_subset(instances: dict[str, Any], images: list[dict[str, Any]],
+                categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """The COCO file for ``images``: their annotations in ``categories`` (crowd ones included), original ids."""
+    image_ids = {image["id"] for image in images}
+    category_ids = {category["id"] for category in categories}
+    annotations = sorted((a for a in instances["annotations"]
+                          if a["image_id"] in image_ids and a["category_id"] in category_ids), key=lambda a: a["id"])
+    licenses = sorted({image["license"] for image in images if "license" in image})
+    return {
+        "info": instances.get("info", {}),
+        "licenses": [license for license in instances.get("licenses", []) if license["id"] in licenses],
+        "categories": categories,
+        "images": images,
+        "annotations": annotations,
+    }
+
+
+def image_size_verifier(image: dict[str, Any]) -> Callable[[Path], str | None]:
+    """COCO publishes no per-image checksum: a fetched image must decode at the size its annotation records."""
+
+    def verify(path: Path) -> str | None:
+        try:
+            with Image.open(path) as handle:
+                handle.load()
+                size = handle.size
+        except (OSError, UnidentifiedImageError) as err:
+            return f"is not a readable image ({err})"
+        expected = (image["width"], image["height"])
+        if size != expected:
+            return f"is {size[0]}x{size[1]} px, the annotations say {expected[0]}x{expected[1]}"
+        return None
+
+    return verify
+
+
+def build_official(config: OfficialConfig, root: Path, log: Callable[[str], None] = print) -> None:
+    """Build mini_voc_seg/, mini_coco_det/ and imagenette_160/ under ``root`` from the official sources."""
+    OfficialBuilder(config, root, log).build_all()
