@@ -6,6 +6,7 @@
 See README.md for the cluster profile and for running one job alone.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,15 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from err
 
 
+# Every rule runs in this image with --use-singularity (docker://... or a local .sif). Training on
+# GPUs needs Apptainer's --nv; setting it through the environment makes the plain command work, and
+# jobs that Snakemake submits to a cluster inherit it.
 container: EXPERIMENT.workflow.container
+
+
+if EXPERIMENT.workflow.gpus_per_run > 0:
+    os.environ.setdefault("APPTAINER_NV", "1")
+    os.environ.setdefault("SINGULARITY_NV", "1")
 
 
 include: "workflow/rules/common.smk"

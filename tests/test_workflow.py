@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +22,17 @@ RUNS = STRATEGIES + ["baseline-seg", "baseline-det", "baseline-cls"]
 pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed")
 
 
-def snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=1500)
+STAND_IN = REPO / "tests" / "stand_in"
+"""Holds a stand-in `apptainer` that logs its calls and runs the jobs' commands on the host."""
+
+
+def snakemake(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=1500,
+                          env={**os.environ, **(env or {})})
+
+
+def with_stand_in_apptainer(log: Path) -> dict[str, str]:
+    return {"PATH": f"{STAND_IN}{os.pathsep}{os.environ['PATH']}", "STAND_IN_APPTAINER_LOG": str(log)}
 
 
 @pytest.mark.parametrize("config", [None, "workflow/config/demo.yaml", "workflow/config/test.yaml"])
@@ -44,6 +55,21 @@ def test_paper_dry_run_lists_every_baseline_and_strategy_for_every_seed():
     assert "paper/figures/r_matrices.pdf" in listing and "paper/main.pdf" not in listing
 
 
+def test_the_slurm_profile_runs_the_paper_in_the_container_with_gpus(tmp_path):
+    """`snakemake -n` with the cluster profile: the image is resolved for the jobs, training and timing
+    jobs ask SLURM for a GPU and their runtime, and Apptainer is told to pass the GPUs in (--nv)."""
+    calls = tmp_path / "apptainer.jsonl"
+    proc = snakemake("-n", "--workflow-profile", "workflow/profiles/slurm", env=with_stand_in_apptainer(calls))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Singularity image docker://ghcr.io/unihead/unihead:0.1.0 will be pulled." in proc.stdout
+    jobs = proc.stdout.split("\nrule ")[1:]
+    train = [job for job in jobs if job.startswith("train:")]
+    assert len(train) == 27 and all("runtime=240, gpu=1" in job for job in train)
+    prepare = next(job for job in jobs if job.startswith("prepare_data:"))
+    assert "gpu=" not in prepare
+    assert all(json.loads(line)["env"].get("APPTAINER_NV") == "1" for line in calls.read_text().splitlines())
+
+
 def test_the_paper_pdf_is_built_only_from_the_papers_own_report():
     assert "latexmk -pdf" in snakemake("-n", "-p", "paper").stdout
     other = snakemake("-n", "paper", "--configfile", "workflow/config/demo.yaml")
@@ -58,8 +84,9 @@ def test_a_bad_config_key_stops_the_workflow_naming_it(tmp_path):
     assert "invalid config: unknown config key 'train.epoch'" in proc.stderr + proc.stdout
 
 
-def test_the_tiny_workflow_end_to_end(tmp_path):
-    """A fresh copy of the workflow runs data -> every run -> forgetting table -> report."""
+def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
+    """A fresh copy of the workflow runs data -> every run -> forgetting table -> report, every shell job
+    through `apptainer exec` of the configured image (a stand-in engine runs the commands on the host)."""
     work = tmp_path / "unihead"
     for part in ("Snakefile", "workflow", "code"):
         source = REPO / part
@@ -68,9 +95,20 @@ def test_the_tiny_workflow_end_to_end(tmp_path):
         else:
             work.mkdir(exist_ok=True)
             shutil.copy(source, work / part)
-    proc = snakemake("--cores", "2", "--configfile", "workflow/config/test.yaml", cwd=work)
+    calls = tmp_path / "apptainer.jsonl"
+    proc = snakemake("--cores", "2", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
+                     env=with_stand_in_apptainer(calls))
     assert proc.returncode == 0, proc.stderr[-5000:]
     results = work / "results" / "test"
+
+    image = "docker://ghcr.io/unihead/unihead:0.1.0"
+    logged = [json.loads(line)["args"] for line in calls.read_text().splitlines()]
+    assert [args[-1] for args in logged if args[0] == "pull"] == [image]
+    local_image = f"{hashlib.md5(image.encode()).hexdigest()}.simg"
+    jobs = [args for args in logged if "exec" in args]
+    assert all(Path(args[-4]).name == local_image for args in jobs)
+    subcommands = sorted(args[-1].split("python -m unihead ")[1].split()[0] for args in jobs)
+    assert subcommands == ["forgetting", "prepare", "report", "speed", *["train"] * len(RUNS)]
 
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["source"] == "synthetic" and len(manifest["files"]) == 3 * 26 + 26 + 2
@@ -102,5 +140,6 @@ def test_the_tiny_workflow_end_to_end(tmp_path):
     assert inference["median_ms"] > 0 and inference["image_size"] == 64
     assert (results / "benchmarks" / "train" / "ewc-seed0.tsv").exists()
 
-    again = snakemake("-n", "--configfile", "workflow/config/test.yaml", cwd=work)
+    again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
+                      env=with_stand_in_apptainer(calls))
     assert "Nothing to be done" in again.stdout + again.stderr
