@@ -119,6 +119,17 @@ def test_malformed_metrics_name_the_file(tmp_path):
     assert len(load_runs(sorted(runs.glob("baseline-*/seed0/metrics.json")))) == 3
 
 
+def test_baselines_alone_and_a_run_given_twice_are_errors(tmp_path):
+    runs = _runs_dir(tmp_path)
+    baselines = sorted(runs.glob("baseline-*/seed0/metrics.json"))
+    with pytest.raises(ValueError, match=r"only single-task baseline runs .*need at least one strategy run"):
+        summary_table(load_runs(baselines))
+    copy = tmp_path / "copy.json"
+    copy.write_text((runs / "none" / "seed0" / "metrics.json").read_text())
+    with pytest.raises(ValueError, match=r"copy.json and .*none/seed0/metrics.json: both are run 'none' seed 0"):
+        load_runs([runs, copy])
+
+
 def test_cli_writes_both_tables(tmp_path, capsys):
     runs = _runs_dir(tmp_path)
     assert main(["forgetting", str(runs), "--out", str(tmp_path / "tables")]) == 0

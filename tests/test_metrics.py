@@ -106,7 +106,15 @@ def test_wrong_category_scores_zero_and_no_detections_do_not_crash():
     assert coco_map(_coco(), []) == {"map_50": 0.0, "map_50_95": 0.0}
 
 
+def test_the_callers_detections_are_left_unchanged():
+    results = [_result(42, 14, [100, 100, 200, 100])]
+    coco_map(_coco(), results)
+    assert results == [_result(42, 14, [100, 100, 200, 100])]
+
+
 def test_unknown_ids_are_errors():
+    with pytest.raises(ValueError, match="no image ids to evaluate"):
+        coco_map(_coco(), [_result(42, 14, [0, 0, 1, 1])], image_ids=[])
     with pytest.raises(ValueError, match="image id 5"):
         coco_map(_coco(), [_result(5, 14, [0, 0, 1, 1])])
     with pytest.raises(ValueError, match="category id 2,"):

@@ -52,6 +52,13 @@ def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
             raise InputError(f"{path}: missing key(s) {missing}")
         metrics["path"] = str(path)
         runs.append(metrics)
+    seen: dict[tuple[str, int], str] = {}
+    for run in runs:
+        key = (run["run"]["name"], run["run"]["seed"])
+        if key in seen:
+            raise InputError(f"{run['path']} and {seen[key]}: both are run {key[0]!r} seed {key[1]}; "
+                             "give each run once")
+        seen[key] = run["path"]
     return runs
 
 
@@ -81,6 +88,9 @@ def _single_baselines(runs: list[dict]) -> dict[tuple[str, int], float]:
 def forgetting_table(runs: list[dict], threshold: float = 0.05, require_single_baseline: bool = True) -> pd.DataFrame:
     """One row per (strategy, seed, task): final score, both baselines, both drops and pass/fail."""
     singles = _single_baselines(runs)
+    if all(run["run"]["name"].startswith(BASELINE_PREFIX) for run in runs):
+        raise InputError(f"only single-task baseline runs ({', '.join(sorted({r['path'] for r in runs})[:3])}, ...): "
+                         "the forgetting tables need at least one strategy run over the task sequence")
     rows = []
     for run in runs:
         name, seed = run["run"]["name"], run["run"]["seed"]

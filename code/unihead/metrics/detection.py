@@ -27,6 +27,8 @@ def detections_to_coco(image_id: int, boxes_xyxy: Tensor, scores: Tensor, labels
 def coco_map(coco_gt: COCO, results: list[dict], image_ids: Sequence[int] | None = None) -> dict[str, float]:
     """mAP@0.5 (``stats[1]``) and mAP@[.5:.95] (``stats[0]``) of ``results`` on ``image_ids``."""
     image_ids = list(coco_gt.getImgIds() if image_ids is None else image_ids)
+    if not image_ids:
+        raise ValueError("no image ids to evaluate (pycocotools would read an empty list as 'every image')")
     known_images, known_categories = set(coco_gt.getImgIds()), set(coco_gt.getCatIds())
     for result in results:
         if result["image_id"] not in known_images:
@@ -39,7 +41,7 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: Sequence[int] | None
     if not results:
         return {"map_50": 0.0, "map_50_95": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(results)
+        coco_dt = coco_gt.loadRes([dict(result) for result in results])  # loadRes adds keys to each dict
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.params.imgIds = image_ids
         evaluator.evaluate()
