@@ -9,6 +9,12 @@ SEEDS = EXPERIMENT.workflow.seeds
 RUNS = [*EXPERIMENT.workflow.strategies, *(f"baseline-{task}" for task in EXPERIMENT.workflow.baselines)]
 RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", run=RUNS, seed=SEEDS)
 REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
+# The id lists an official build reads: editing one rebuilds the data (and everything after it).
+SUBSET_FILES = (
+    sorted(str(p) for p in Path(EXPERIMENT.data.official.subsets).glob("*") if p.suffix in (".txt", ".json"))
+    if EXPERIMENT.data.source == "official"
+    else []
+)
 
 # Jobs run the package from the checkout's code/ (inside the container too), so code edits need
 # no image rebuild.

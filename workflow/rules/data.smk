@@ -23,13 +23,14 @@ rule prepare_data:
     data.official.cache), or validate an existing folder in the challenge layout (folder); then list
     every file with its sha256."""
     input:
-        RESOLVED_CONFIG,
+        config=RESOLVED_CONFIG,
+        subsets=SUBSET_FILES,
     output:
         MANIFEST,
     log:
         f"{RESULTS}/logs/prepare_data.log",
     shell:
-        "python -m unihead prepare --config {input} --manifest {output} > {log} 2>&1"
+        "python -m unihead prepare --config {input.config} --manifest {output} > {log} 2>&1"
 
 
 # Official sources are downloaded on the machine running Snakemake: a cluster's compute nodes often
