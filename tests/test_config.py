@@ -37,6 +37,13 @@ def test_values_are_read_and_round_trip():
         ({"model": {"levels": {"seg": 8}}}, "'model.levels': expected one entry per task"),
         ({"model": {"weights_sha256": "ab"}}, "'model.weights_sha256' is set but 'model.weights_file' is not"),
         ({"model": [1, 2]}, "'model': expected a mapping"),
+        ({"data": {"source": "ftp"}}, "'data.source': expected one of \\['synthetic', 'folder', 'official'\\]"),
+        ({"data": {"official": {"voc": {"url": "http://mirror/voc.tar"}}}},
+         "missing config key 'data.official.voc.checksum'"),
+        ({"data": {"official": {"voc": {"url": "u", "checksum": "md5:abc"}}}},
+         "config key 'data.official.voc': checksum 'md5:abc' of u: expected 'md5:<32 hex digits>'"),
+        ({"data": {"official": {"coco_image_url": "http://x/img.jpg"}}}, "expected a URL containing '\\{file_name\\}'"),
+        ({"data": {"official": {"timeout_s": 0}}}, "'data.official.timeout_s': expected a positive number, got 0"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

@@ -62,7 +62,9 @@ def test_both_recipes_build_on_the_same_base_with_the_same_files_scripts_and_env
         assert call in DOCKERFILE and call in DEFINITION
 
     docker_env = dict(item.split("=", 1) for item in " ".join(dockerfile_instructions("ENV")).split())
-    apptainer_env = dict(re.findall(r"^\s+export (\w+)=(\S+)$", DEFINITION, re.M))
+    apptainer_env = {key: value.strip('"') for key, value in re.findall(r"^\s+export (\w+)=(.+)$", DEFINITION, re.M)}
+    # Apptainer shares the host's /tmp between users: matplotlib's cache gets one folder per user there.
+    assert apptainer_env.pop("MPLCONFIGDIR") == docker_env.pop("MPLCONFIGDIR") + "-$(id -u)"
     assert docker_env == {**apptainer_env, "PATH": "/opt/venv/bin:${PATH}"}
     assert apptainer_env["HF_HUB_OFFLINE"] == "1"
 

@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import json
+import stat
 import tarfile
 import threading
 import zipfile
@@ -23,6 +24,7 @@ from PIL import Image
 
 from unihead.cli import main
 from unihead.config import DataConfig, Download, OfficialConfig
+from unihead.data.archives import extract_selected
 from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS, voc_palette
 from unihead.data.errors import DatasetError, DownloadError
 from unihead.data.manifest import MANIFEST
@@ -82,6 +84,8 @@ class Server(http.server.ThreadingHTTPServer):
         self.log: list[tuple[str, str | None]] = []
         self.truncate: dict[str, int] = {}
         """Path -> how many more responses to cut off halfway."""
+        self.refuse: dict[str, list[int]] = {}
+        """Path -> HTTP error statuses to answer its next requests with, in order."""
         super().__init__(("127.0.0.1", 0), RangeHandler)
 
     @property
@@ -98,8 +102,14 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         if not file.is_file():
             self.send_error(404)
             return
+        if self.server.refuse.get(self.path):
+            self.send_error(self.server.refuse[self.path].pop(0))
+            return
         data = file.read_bytes()
         start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+        if start >= len(data):
+            self.send_error(416)
+            return
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
@@ -272,6 +282,40 @@ def test_a_broken_connection_resumes_where_it_stopped(sources, tmp_path):
     assert dataset_files(root) == sources["expected"]
 
 
+def test_a_rate_limit_is_retried_and_a_complete_partial_file_is_kept(sources, tmp_path):
+    server = sources["server"]
+    server.refuse["/imagenette2-160.tgz"] = [429]
+    voc = sources["served"] / "VOCtrainval_11-May-2012.tar"
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / (voc.name + ".part")).write_bytes(voc.read_bytes())
+    start = len(server.log)
+    root, _ = build(sources, tmp_path)
+    assert dataset_files(root) == sources["expected"]
+    assert [r for r in server.log[start:] if "imagenette" in r[0]] == [("/imagenette2-160.tgz", None)] * 2
+    assert [r for r in server.log[start:] if "VOC" in r[0]] == [(f"/{voc.name}", f"bytes={voc.stat().st_size}-")]
+
+
+def test_an_annotation_file_name_with_a_path_is_refused(sources, tmp_path):
+    instances = json.loads(json.dumps(sources["instances"]))
+    instances["images"][0]["file_name"] = "../../escaped.jpg"
+    archive = sources["served"] / "annotations_bad.zip"
+    write_zip(archive, {"annotations/instances_val2017.json": json.dumps(instances).encode()})
+    with pytest.raises(DatasetError, match=r"image 139 has file_name '../../escaped.jpg'; expected a plain name"):
+        build(sources, tmp_path, coco_annotations=Download(f"{sources['server'].url}/{archive.name}", md5(archive)))
+    assert not list(tmp_path.rglob("escaped.jpg"))
+
+
+def test_a_symbolic_link_in_a_zip_is_refused(tmp_path):
+    archive = tmp_path / "links.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        info = zipfile.ZipInfo("val2017/000000000139.jpg")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        handle.writestr(info, "/etc/passwd")
+    with pytest.raises(DatasetError, match=r"member 'val2017/000000000139.jpg' is a symbolic link"):
+        extract_selected(archive, lambda name: tmp_path / "out" / name)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_download_that_keeps_failing_is_an_error_and_leaves_no_dataset(sources, tmp_path):
     sources["server"].truncate["/imagenette2-160.tgz"] = 5
     try:
@@ -365,6 +409,8 @@ def test_cli_validates_a_folder_in_place(synthetic_root, tmp_path, capsys):
     assert manifest["source"] == "folder" and manifest["root"] == str(synthetic_root)
     assert main(["prepare", "--source", "folder", "--out", str(tmp_path / "m")]) == 2
     assert "a folder to validate is given with --source folder" in capsys.readouterr().err
+    assert main(["prepare", "--source", "folder", str(synthetic_root), "--out", "m", "--cache", "c"]) == 2
+    assert "--subsets and --cache are options of --source official" in capsys.readouterr().err
 
 
 @pytest.mark.realdata

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import DATA_SOURCES, ExperimentConfig, SyntheticConfig, load_config
+from unihead.config import DATA_SOURCES, DataConfig, ExperimentConfig, SyntheticConfig, load_config
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -46,12 +46,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Make a data root ready (synthesise it, build it from the official sources, or validate a folder the
     user has) and write its manifest (sha256 of every file)."""
-    from unihead.config import DataConfig
     from unihead.data.manifest import MANIFEST, write_manifest
     from unihead.data.prepare import prepare_data
 
     if args.config:
-        if args.source or args.path or args.out:
+        if args.source or args.path or args.out or args.subsets or args.cache:
             raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
                              "--source folder), not both")
         data = load_config(args.config).data
@@ -61,7 +60,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise InputError("unihead prepare: give --config, or --source and --out")
         if (args.source == "folder") != (args.path is not None):
             raise InputError("unihead prepare: a folder to validate is given with --source folder, and only then")
-        data = DataConfig(source=args.source, root=args.path or args.out)
+        official = {key: value for key, value in (("subsets", args.subsets), ("cache", args.cache)) if value}
+        if official and args.source != "official":
+            raise InputError("unihead prepare: --subsets and --cache are options of --source official")
+        data = DataConfig(source=args.source, root=args.path or args.out,
+                          official=dataclasses.replace(DataConfig().official, **official))
         manifest_path = Path(args.manifest) if args.manifest else Path(args.out) / MANIFEST
     manifest = prepare_data(data)
     digest = write_manifest(manifest, manifest_path)
@@ -164,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "the manifest (folder)")
     prepare.add_argument("--manifest", help="where to write the manifest (default: manifest.json in the data root, "
                          "or in --out)")
+    defaults = DataConfig().official
+    prepare.add_argument("--subsets", help="with --source official: folder of the id lists (default: "
+                         f"{defaults.subsets}, relative to the current folder)")
+    prepare.add_argument("--cache", help=f"with --source official: download cache (default: {defaults.cache})")
     prepare.set_defaults(func=cmd_prepare)
 
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)

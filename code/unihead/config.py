@@ -102,7 +102,8 @@ class OfficialConfig:
     """
 
     subsets: str = "workflow/config/subsets"
-    """Folder of the id lists that define the mini datasets (which images, which split)."""
+    """Folder of the id lists that define the mini datasets (which images, which split); relative paths
+    are relative to the folder the command runs in (the repository root for the workflow)."""
     cache: str = "data/downloads"
     """Where downloads are kept; a second build reuses them after checking their checksums."""
     voc: Download = field(default_factory=lambda: Download(
@@ -130,6 +131,8 @@ class OfficialConfig:
                               f"got {self.coco_image_url!r}")
         if self.retries < 1:
             raise ConfigError(f"config key 'data.official.retries': expected at least 1, got {self.retries}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"config key 'data.official.timeout_s': expected a positive number, got {self.timeout_s}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ as a whole, whether or not that member was selected.
 from __future__ import annotations
 
 import shutil
+import stat
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -45,6 +46,8 @@ def extract_selected(archive: Path, select: Selector) -> set[Path]:
                 for info in handle.infolist():
                     check_member_name(archive, info.filename)
                     dest = select(info.filename)
+                    if dest is not None and stat.S_ISLNK(info.external_attr >> 16):
+                        raise DatasetError(f"{archive}: member {info.filename!r} is a symbolic link, not a file")
                     if dest is not None and not info.is_dir():
                         with handle.open(info) as source:
                             _write(source, dest, archive, info.filename, written)

@@ -23,6 +23,8 @@ from unihead.config import Download
 from unihead.data.errors import DownloadError
 
 CHUNK = 1 << 20
+TRANSIENT_HTTP = (408, 425, 429)
+"""Client-error statuses that mean 'try again later' (timeout, too early, rate limited): retried like 5xx."""
 
 
 def file_checksum(path: Path, algorithm: str) -> str:
@@ -76,10 +78,11 @@ def fetch(url: str, dest: Path, *, retries: int, timeout_s: float,
             _append_from(url, part, timeout_s)
             break
         except urllib.error.HTTPError as err:
+            if err.code == 416 and part.exists() and verify(part) is None:
+                break  # the partial file was already complete (a run stopped before it was renamed)
             if err.code == 416:
                 part.unlink(missing_ok=True)
-            elif err.code < 500:
-                part.unlink(missing_ok=True)
+            elif err.code < 500 and err.code not in TRANSIENT_HTTP:
                 raise DownloadError(f"{what}: {url} answered HTTP {err.code} {err.reason}; check the URL in "
                                     "the config (data.official)") from err
             error = err
@@ -88,9 +91,9 @@ def fetch(url: str, dest: Path, *, retries: int, timeout_s: float,
         if attempt + 1 < retries:
             time.sleep(min(2.0**attempt, 30.0))
     else:
+        kept = f"; the partial file {part} is kept and the next run resumes it" if part.exists() else ""
         raise DownloadError(f"{what}: could not download {url} after {retries} attempts ({error}); "
-                            f"check the network or set a mirror in the config (data.official); the partial file "
-                            f"{part} is kept and the next run resumes it")
+                            f"check the network or set a mirror in the config (data.official){kept}")
     problem = verify(part)
     if problem is not None:
         part.unlink()

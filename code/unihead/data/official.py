@@ -9,6 +9,7 @@ when complete: a failed build leaves no half-built dataset behind.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ from unihead.tasks import CLS, DATASET_DIRS, DET, SEG
 VOC_MEMBER = "VOCdevkit/VOC2012/{folder}/{id}{suffix}"
 COCO_INSTANCES_MEMBER = "annotations/instances_val2017.json"
 COCO_ZIP_MEMBER = "val2017/{file_name}"
+COCO_FILE_NAME = re.compile(r"[\w-]+\.jpg")
+"""A COCO image's file name: used in paths and URLs, so nothing that could climb out of a folder."""
 IMAGENETTE_FOLDERS = ("imagenette2-160/train/", "imagenette2-160/val/")
 """The archive's own split folders; a listed file is looked up in both."""
 
@@ -104,6 +107,10 @@ class OfficialBuilder:
                 raise DatasetError(f"{self.subsets.list_file(DET, split)}: image ids not in COCO 2017 val "
                                    f"({archive}): {missing[:5]}")
             images = [images_by_id[int(i)] for i in ids]
+            for image in images:
+                if not COCO_FILE_NAME.fullmatch(str(image.get("file_name"))):
+                    raise DatasetError(f"{archive}: image {image['id']} has file_name {image.get('file_name')!r}; "
+                                       f"expected a plain name like 000000000139.jpg")
             splits[split] = images
             subset = coco_subset(instances, images, categories)
             (out / split).mkdir(parents=True)

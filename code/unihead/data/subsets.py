@@ -68,7 +68,8 @@ def read_coco_categories(path: Path) -> dict[int, str]:
 def read_subsets(folder: Path) -> Subsets:
     """Read and check every list: known format, no duplicates, no image in both splits."""
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: subsets folder not found (config key data.official.subsets)")
+        raise DatasetError(f"{folder}: subsets folder not found (config key data.official.subsets, or "
+                           f"--subsets; a relative path is taken from the current folder {Path.cwd()})")
     ids: dict[str, dict[str, list[str]]] = {}
     for task, pattern in ID_PATTERNS.items():
         ids[task] = {split: read_id_list(list_path(folder, task, split), pattern) for split in SPLITS}
