@@ -33,9 +33,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes with a hashlib algorithm (``sha256``, ``md5``), read in 1 MB chunks."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")

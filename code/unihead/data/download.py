@@ -11,7 +11,6 @@ cluster's shared network; its checksum helpers do not cover sha256.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import time
 import urllib.error
@@ -21,24 +20,11 @@ from pathlib import Path
 
 from unihead.config import Download
 from unihead.data.errors import DownloadError
+from unihead.files import file_digest
 
 CHUNK = 1 << 20
 TRANSIENT_HTTP = (408, 425, 429)
 """Client-error statuses that mean 'try again later' (timeout, too early, rate limited): retried like 5xx."""
-
-
-def file_checksum(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def matches(path: Path, checksum: str) -> bool:
-    """Whether ``path`` exists and has ``checksum`` (``md5:<hex>`` or ``sha256:<hex>``)."""
-    algorithm, _, expected = checksum.partition(":")
-    return path.is_file() and file_checksum(path, algorithm) == expected
 
 
 def _append_from(url: str, part: Path, timeout_s: float) -> None:
@@ -108,7 +94,7 @@ def checksum_verifier(checksum: str) -> Callable[[Path], str | None]:
     algorithm, _, expected = checksum.partition(":")
 
     def verify(path: Path) -> str | None:
-        actual = file_checksum(path, algorithm)
+        actual = file_digest(path, algorithm)
         return None if actual == expected else f"has {algorithm} {actual}, expected {expected}"
 
     return verify
