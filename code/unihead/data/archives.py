@@ -67,9 +67,12 @@ def extract_selected(archive: Path, select: Selector) -> set[Path]:
     return written
 
 
-def extract_files(archive: Path, targets: dict[str, Path], listed_in: str) -> None:
-    """Write the members named in ``targets`` (member name -> file); every one of them must exist."""
-    written = extract_selected(archive, targets.get)
+def extract_files(archive: Path, targets: dict[str, Path], listed_in: str, select: Selector | None = None) -> None:
+    """Write the files in ``targets`` (name -> file); every one of them must be found in the archive.
+
+    The names are member names unless ``select`` maps member names to the target files another way.
+    """
+    written = extract_selected(archive, select or targets.get)
     missing = [name for name, dest in targets.items() if dest not in written]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

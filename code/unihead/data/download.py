@@ -65,7 +65,8 @@ def fetch(url: str, dest: Path, *, retries: int, timeout_s: float,
             break
         except urllib.error.HTTPError as err:
             if err.code == 416 and part.exists() and verify(part) is None:
-                break  # the partial file was already complete (a run stopped before it was renamed)
+                part.replace(dest)  # already complete and verified: a run stopped before renaming it
+                return dest
             if err.code == 416:
                 part.unlink(missing_ok=True)
             elif err.code < 500 and err.code not in TRANSIENT_HTTP:

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from unihead.config import OfficialConfig
-from unihead.data.archives import extract_files, extract_selected
+from unihead.data.archives import extract_files
 from unihead.data.download import fetch, fetch_verified
 from unihead.data.errors import DatasetError
 from unihead.data.subsets import SPLITS, Subsets, read_subsets
@@ -86,11 +86,7 @@ class OfficialBuilder:
                     return wanted.get(member[len(folder):])
             return None
 
-        written = extract_selected(archive, select)
-        missing = [name for name, dest in wanted.items() if dest not in written]
-        if missing:
-            raise DatasetError(f"{archive}: {len(missing)} file(s) listed in {self._lists(CLS)} are in neither "
-                               f"{' nor '.join(IMAGENETTE_FOLDERS)}: {missing[:5]}")
+        extract_files(archive, wanted, f"{self._lists(CLS)} (looked up in {' and '.join(IMAGENETTE_FOLDERS)})", select)
 
     def _build_coco(self, out: Path) -> None:
         archive = self._archive("coco_annotations", "COCO 2017 annotations")
