@@ -25,6 +25,10 @@ FPN_STRIDES = (8, 16, 32, 64)
 """Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
 DET_HEADS = ("paper", "logits")
 DATA_SOURCES = ("synthetic", "folder", "official")
+BN_MODES = ("train", "freeze_after_first")
+THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
+"""How a drop is compared with ``threshold``: ``(base - final) / base`` (the challenge's rule),
+``(base - final) / (base - chance)``, or ``base - final`` on the metric's 0..1 scale."""
 CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
 """Checksums a download may be pinned by, with the length of their hex digest."""
 
@@ -190,6 +194,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
     schedule: str = field(default="cosine_total", metadata=_choices("cosine_total", "cosine_stage", "constant"))
     """``cosine_total``: one cosine over all stages' epochs (the paper); ``cosine_stage``: restart each stage."""
+    bn: str = field(default="train", metadata=_choices(*BN_MODES))
+    """BatchNorm during training: ``train`` (batch statistics, running statistics updated in every stage)
+    or ``freeze_after_first`` (from the second stage on, BatchNorm layers use and keep the running
+    statistics of the first stage, so no later task moves them). Distillation teachers always run in
+    the student's mode."""
+    reset_optimizer: bool = True
+    """Start each stage with a fresh AdamW state (moments from the previous task do not carry over);
+    false keeps the optimiser's state across stages."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
     num_workers: int = 0
@@ -230,7 +242,12 @@ class ExperimentConfig:
     """Options of each forgetting strategy by its registry name (``ewc: {lambda: 1000}``); a strategy
     checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
     threshold: float = 0.05
-    """The largest relative drop from the baseline at which a task passes (the paper: 5%)."""
+    """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
+    threshold_rule: str = field(default="relative", metadata=_choices(*THRESHOLD_RULES))
+    """Which drop decides pass/fail (see :data:`THRESHOLD_RULES`); every drop is reported whichever decides."""
+    learned_margin: float = 0.05
+    """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
+    for the task to count as learned; a task that was not learned is reported "not learned", never "pass"."""
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
 
