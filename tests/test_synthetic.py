@@ -49,7 +49,7 @@ def test_masks_are_derived_from_the_shapes_drawn(synthetic_root):
         image = np.asarray(Image.open(split / "JPEGImages" / f"{mask_path.stem}.jpg").convert("RGB"), dtype=float)
         assert (mask == 255).any() and (mask == 0).any()
         for label in set(np.unique(mask).tolist()) - {0, 255}:
-            _, colour = SEG_CLASSES[label]
+            colour = SEG_CLASSES[label]
             mean = image[mask == label].mean(axis=0)
             assert np.abs(mean - colour).max() < 35, (mask_path.name, label, mean, colour)
             seen.add(label)

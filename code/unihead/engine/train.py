@@ -16,12 +16,23 @@ from unihead.errors import TrainingDiverged
 from unihead.strategies import StageContext, Strategy
 
 
+def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
+    """Training mode for every module; with ``freeze_batchnorm`` the BatchNorm layers stay in eval mode,
+    so they normalise with, and keep, their running statistics (their affine weights still train)."""
+    model.train()
+    if freeze_batchnorm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
-                    stage: StageContext, device: torch.device, where: str) -> dict[str, Any]:
+                    stage: StageContext, device: torch.device, where: str,
+                    freeze_batchnorm: bool = False) -> dict[str, Any]:
     """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,
     the number of images, the seconds taken and the throughput. ``where`` names the stage and epoch
-    in the error raised when a loss diverges."""
-    model.train()
+    in the error raised when a loss diverges; ``freeze_batchnorm`` see :func:`set_train_mode`."""
+    set_train_mode(model, freeze_batchnorm)
     sums: dict[str, float] = defaultdict(float)
     images_seen = 0
     start = time.perf_counter()
