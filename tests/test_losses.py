@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from unihead.detection import encode_targets, raw_from_targets
 from unihead.losses import task_loss
+from unihead.models.heads import DetectionHead
 
 
 def _det_targets():
@@ -46,15 +46,73 @@ def test_detection_loss_is_near_zero_at_the_ideal_output_and_large_at_random(hea
     assert set(at_ideal) == {"det_obj", "det_box", "det_giou", "det_cls", "total"}
 
 
-def test_detection_loss_without_boxes_is_finite_with_zero_box_terms():
+def _box_target(boxes, crowd=None):
+    boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    crowd = torch.zeros(len(boxes), dtype=torch.bool) if crowd is None else torch.tensor(crowd)
+    return {"boxes": boxes, "labels": torch.zeros(len(boxes), dtype=torch.long), "iscrowd": crowd, "image_id": 1,
+            "orig_size": (64, 64)}
+
+
+def _focal(p: float, positive: bool) -> float:
+    """Sigmoid focal loss (alpha 0.25, gamma 2) of one cell predicted with probability ``p``."""
+    return 0.25 * (1 - p) ** 2 * -math.log(p) if positive else 0.75 * p**2 * -math.log(1 - p)
+
+
+def test_detection_loss_without_boxes_is_the_negatives_focal_sum_with_zero_box_terms():
     targets = [_det_targets()[1]]
-    raw = torch.randn(1, 15, 4, 4, requires_grad=True)
+    raw = torch.zeros(1, 15, 4, 4, requires_grad=True)
     terms = task_loss("det", raw, targets, det_head="logits", image_size=128, num_classes=10)
     assert terms["det_box"].item() == 0.0 and terms["det_cls"].item() == 0.0 and terms["det_giou"].item() == 0.0
     terms["total"].backward()
-    expected_obj = F.binary_cross_entropy_with_logits(raw.detach()[:, 4], torch.zeros(1, 4, 4))
-    assert terms["det_obj"].item() == pytest.approx(expected_obj.item(), rel=1e-6)
+    # 16 negatives at p = 1/2, divided by max(1, 0 positives): 16 * 0.75 * 1/4 * ln 2 = 3 ln 2
+    assert terms["det_obj"].item() == pytest.approx(16 * _focal(0.5, False), rel=1e-6)
+    assert terms["det_obj"].item() == pytest.approx(3 * math.log(2), rel=1e-6)
     assert torch.isfinite(raw.grad).all()
+
+
+def test_objectness_is_the_focal_sum_over_kept_cells_divided_by_the_positives():
+    """2x2 grids at 64 px: two positives, a crowd cell predicted very wrongly (ignored), five negatives."""
+    targets = [_box_target([[4, 4, 24, 24], [36, 36, 60, 60]], crowd=[False, True]),  # cells (0, 0); (1, 1) crowd
+               _box_target([[4, 36, 28, 60]])]  # cell (row 1, col 0)
+    third = math.log(3.0)  # logit of p = 3/4
+    raw = torch.zeros(2, 6, 2, 2)
+    raw[0, 4] = torch.tensor([[third, 0.0], [-third, 10.0]])
+    raw[1, 4] = torch.tensor([[0.0, -third], [-third, 0.0]])
+    cells = [_focal(0.75, True), _focal(0.5, False), _focal(0.25, False),
+             _focal(0.5, False), _focal(0.25, False), _focal(0.25, True), _focal(0.5, False)]
+    # = (7 ln(4/3) / 64 + 27 ln 2 / 32) / 2
+    expected = 7 * math.log(4 / 3) / 128 + 27 * math.log(2) / 64
+    assert sum(cells) / 2 == pytest.approx(expected, rel=1e-12)
+    det_obj = task_loss("det", raw, targets, det_head="paper", image_size=64, num_classes=10)["det_obj"]
+    assert det_obj.item() == pytest.approx(expected, rel=1e-6)  # 0.30815
+
+
+def test_one_positive_in_a_16x16_grid_counts_in_full_not_as_one_cell_in_256():
+    targets = [_box_target([[230, 166, 250, 186]])]  # centre (240, 176): the cell at row 5, column 7
+    third = math.log(3.0)
+    raw = torch.full((1, 15, 16, 16), 0.0)
+    raw[0, 4] = -third  # every cell at p = 1/4
+    wrong = task_loss("det", raw, targets, det_head="logits", image_size=512, num_classes=10)["det_obj"]
+    raw[0, 4, 5, 7] = third  # the object's cell at p = 3/4
+    right = task_loss("det", raw, targets, det_head="logits", image_size=512, num_classes=10)["det_obj"]
+    # 255 negatives at p = 1/4: 255 * 0.75 / 16 * ln(4/3) = 3.4387 in both
+    negatives = 255 * _focal(0.25, False)
+    assert right.item() == pytest.approx(negatives + _focal(0.75, True), rel=1e-6)
+    # the positive's own change, undivided: 0.25 (9/16 ln 4 - 1/16 ln(4/3)) = 0.19045
+    # (a BCE mean over the cells changed by ln(3) / 256 = 0.0043)
+    change = (9 * math.log(4) - math.log(4 / 3)) / 64
+    assert (wrong - right).item() == pytest.approx(change, rel=1e-4)
+
+
+def test_objectness_prior_of_the_detection_head():
+    head = DetectionHead(64, 15)
+    raw = head(torch.zeros(1, 64, 16, 16), (512, 512))
+    torch.testing.assert_close(raw[:, 4].sigmoid(), torch.full((1, 16, 16), 0.01))
+    assert head.conv.bias[[0, 1, 2, 3, 5]].abs().max().item() <= 1 / 8  # the others keep PyTorch's U(-1/sqrt(64), .)
+    empty = [_det_targets()[1]]
+    # 256 negatives at p = 0.01: 256 * 0.75 * 1e-4 * -ln(0.99) = 1.93e-4
+    det_obj = task_loss("det", raw, empty, det_head="logits", image_size=512, num_classes=10)["det_obj"]
+    assert det_obj.item() == pytest.approx(256 * _focal(0.01, False), rel=1e-5)
 
 
 @pytest.mark.parametrize("head", ["paper", "logits"])

@@ -7,13 +7,16 @@ from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import box_convert, generalized_box_iou_loss
+from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
 from unihead.detection import CLASS_START, OBJECTNESS, encode_targets, grid_boxes
 from unihead.tasks import CLS, DET, SEG, SEG_IGNORE_INDEX
 
 DET_WEIGHTS = {"det_obj": 1.0, "det_box": 5.0, "det_giou": 2.0, "det_cls": 1.0}
 """Weights of the detection terms in ``total`` (box terms are small numbers: fractions of the image)."""
+FOCAL_ALPHA = 0.25
+FOCAL_GAMMA = 2.0
+"""Focal loss parameters of the objectness, RetinaNet's and FCOS's."""
 
 
 def segmentation_loss(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
@@ -29,7 +32,11 @@ def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
                    num_classes: int) -> dict[str, Tensor]:
     """Grid detection loss with assignment by box centre (see :func:`unihead.detection.encode_targets`).
 
-    ``det_obj``: BCE-with-logits of the objectness over every cell not ignored (mean over cells).
+    ``det_obj``: sigmoid focal loss of the objectness (alpha 0.25, gamma 2) summed over every cell not
+    ignored and divided by the number of positive cells in the batch (at least 1), as in RetinaNet and
+    FCOS. A mean over cells gives one object 1/256 of the weight of a 16x16 grid's background; here
+    each positive cell's term counts in full (per object, whatever the grid size) and the focal factor
+    keeps the many easy negatives from swamping it.
     On the cells responsible for a box (means over those cells; exactly 0 when there are none):
     ``det_box``: L1 of the decoded (cx, cy, w, h) against the box, as fractions of the image;
     ``det_giou``: generalised-IoU loss of the decoded box; ``det_cls``: cross-entropy of the class
@@ -38,8 +45,11 @@ def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
     grid = encode_targets(targets, raw.shape[-1], image_size)
     positive = grid.positive.to(raw.device)
     keep = ~grid.ignore.to(raw.device)
-    objectness = F.binary_cross_entropy_with_logits(raw[:, OBJECTNESS][keep], positive[keep].float())
     count = int(positive.sum())
+    # float32: under bf16 autocast the focal factor (1 - p_t)^2 of confident cells would round away
+    focal = sigmoid_focal_loss(raw[:, OBJECTNESS][keep].float(), positive[keep].float(), alpha=FOCAL_ALPHA,
+                               gamma=FOCAL_GAMMA, reduction="sum")
+    objectness = focal / max(1, count)
     if count == 0:
         zero = raw.sum() * 0.0
         return {"det_obj": objectness, "det_box": zero, "det_giou": zero, "det_cls": zero}

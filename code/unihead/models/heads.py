@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from unihead.detection import OBJECTNESS
+
+OBJECTNESS_PRIOR = 0.01
+"""Initial objectness probability of every cell (RetinaNet's prior)."""
 
 
 class SharedLayer(nn.Sequential):
@@ -25,11 +33,18 @@ class SegmentationHead(nn.Module):
 
 
 class DetectionHead(nn.Module):
-    """1x1 conv to the raw detection grid (layout in :mod:`unihead.detection`)."""
+    """1x1 conv to the raw detection grid (layout in :mod:`unihead.detection`).
+
+    The objectness bias starts at ``-log((1 - prior) / prior)`` (RetinaNet): every cell begins at
+    probability 0.01 instead of 0.5, so the focal loss, summed over the cells and divided by the
+    number of objects, does not start dominated by hundreds of background cells per object.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        with torch.no_grad():
+            self.conv.bias[OBJECTNESS] = -math.log((1 - OBJECTNESS_PRIOR) / OBJECTNESS_PRIOR)
 
     def forward(self, x: Tensor, input_size: tuple[int, int]) -> Tensor:
         return self.conv(x)

@@ -18,17 +18,18 @@ OBJECTNESS_CHANNEL = 4
 PAPER_DET_CHANNELS = 6
 
 
-def softmax_kl(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
-    """Hinton's KL(teacher || student) of the temperature-softened distributions, times T^2.
+def softmax_kl_per_position(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
+    """Hinton's KL(teacher || student) of the temperature-softened distributions over ``dim``, times T^2,
+    at every other position (the input's shape without ``dim``)."""
+    log_s = F.log_softmax(student / temperature, dim=dim)
+    log_t = F.log_softmax(teacher / temperature, dim=dim)
+    return F.kl_div(log_s, log_t, log_target=True, reduction="none").sum(dim=dim) * temperature**2
 
-    Averaged over every position other than ``dim`` (pixels, grid cells, images), so the scale does
-    not depend on the output's resolution.
-    """
-    classes = student.shape[dim]
-    s = student.movedim(dim, -1).reshape(-1, classes) / temperature
-    t = teacher.movedim(dim, -1).reshape(-1, classes) / temperature
-    kl = F.kl_div(F.log_softmax(s, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean")
-    return kl * temperature**2
+
+def softmax_kl(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
+    """:func:`softmax_kl_per_position` averaged over every position (pixels, grid cells, images), so the
+    scale does not depend on the output's resolution."""
+    return softmax_kl_per_position(student, teacher, temperature, dim).mean()
 
 
 def bernoulli_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -37,20 +38,31 @@ def bernoulli_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: fl
     return softmax_kl(two_class(student_logits), two_class(teacher_logits), temperature, dim=-1)
 
 
+def weighted_mean(values: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
+    """``sum(weights * values) / sum(weights)``; near 0 rather than NaN when every weight is near 0."""
+    return (weights * values).sum() / weights.sum().clamp(min=eps)
+
+
 def output_distillation(task: str, student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
     """Distillation loss between one head's outputs of student and teacher (zero when they are equal).
 
     Classification and segmentation: softened KL over classes. Detection: Bernoulli KL on the
-    objectness, MSE on the sigmoid box offsets/sizes, and on the class channels either softened KL
-    (``logits`` head) or MSE of the regressed class index (``paper`` head).
+    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels
+    (softened KL for the ``logits`` head, squared error of the regressed class index for ``paper``)
+    a mean over cells weighted by the teacher's objectness probability: a background cell's box and
+    class outputs are never used, and matching them would only pull the student towards noise.
     """
     if task != DET:
         return softmax_kl(student, teacher, temperature)
+    weights = teacher[:, OBJECTNESS_CHANNEL].sigmoid()
     loss = bernoulli_kl(student[:, OBJECTNESS_CHANNEL], teacher[:, OBJECTNESS_CHANNEL], temperature)
-    loss = loss + F.mse_loss(student[:, BOX_CHANNELS].sigmoid(), teacher[:, BOX_CHANNELS].sigmoid())
+    box = (student[:, BOX_CHANNELS].sigmoid() - teacher[:, BOX_CHANNELS].sigmoid()).pow(2).mean(dim=1)
+    classes = slice(OBJECTNESS_CHANNEL + 1, None)
     if student.shape[1] > PAPER_DET_CHANNELS:
-        return loss + softmax_kl(student[:, OBJECTNESS_CHANNEL + 1:], teacher[:, OBJECTNESS_CHANNEL + 1:], temperature)
-    return loss + F.mse_loss(student[:, OBJECTNESS_CHANNEL + 1:], teacher[:, OBJECTNESS_CHANNEL + 1:])
+        cls = softmax_kl_per_position(student[:, classes], teacher[:, classes], temperature)
+    else:
+        cls = (student[:, classes] - teacher[:, classes]).pow(2).mean(dim=1)
+    return loss + weighted_mean(box, weights) + weighted_mean(cls, weights)
 
 
 class TeacherStrategy(Strategy):
@@ -68,10 +80,14 @@ class TeacherStrategy(Strategy):
     def output_tasks(self, stage: StageContext) -> list[str]:
         return [*super().output_tasks(stage), *(t for t in self.old_tasks if t != stage.task)]
 
-    def teacher_outputs(self, images: Tensor, stage: StageContext, features: bool = False) -> dict[str, Any]:
+    def teacher_outputs(self, model: nn.Module, images: Tensor, stage: StageContext,
+                        features: bool = False) -> dict[str, Any]:
+        """The teacher's outputs of the old tasks on ``images``, each of its modules in the mode of the
+        student ``model``'s (see :func:`_mirror_modes`)."""
         if self.teacher is None:
             return {}
         tasks = [t for t in self.old_tasks if t != stage.task]
+        _mirror_modes(model, self.teacher)
         with torch.no_grad():
             return self.teacher(images, tasks=tasks, return_features=features)
 
@@ -104,7 +120,26 @@ class TeacherStrategy(Strategy):
 
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
+    """A copy without gradients whose BatchNorm layers never update their running statistics
+    (momentum 0: in train mode they normalise with the batch's statistics and keep their own)."""
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
+    for module in teacher.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0
     return teacher
+
+
+def _mirror_modes(student: nn.Module, teacher: nn.Module) -> None:
+    """Put every teacher module in the train/eval mode of the student's module of the same name.
+
+    A student in train mode normalises with the batch's BatchNorm statistics; a teacher in eval mode
+    would use its running ones, and the distillation terms would not vanish for identical weights.
+    Mirroring also follows a student whose BatchNorm layers are kept in eval mode.
+    """
+    for (name, module), (teacher_name, teacher_module) in zip(student.named_modules(), teacher.named_modules(),
+                                                              strict=True):
+        if name != teacher_name:
+            raise ValueError(f"the teacher's module {teacher_name!r} does not match the student's {name!r}")
+        teacher_module.training = module.training

@@ -56,7 +56,7 @@ class KnowledgeDistillation(TeacherStrategy):
         terms = super().extra_loss(model, images, outputs, stage)
         if self.teacher is None:
             return terms
-        teacher = self.teacher_outputs(images, stage, features=True)
+        teacher = self.teacher_outputs(model, images, stage, features=True)
         logits = self.distil_outputs(outputs, teacher, stage, self.options.temperature)
         if logits is not None:
             terms["kd_logits"] = self.options.logit_weight * logits

@@ -25,7 +25,7 @@ class LearningWithoutForgetting(TeacherStrategy):
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:
         terms = super().extra_loss(model, images, outputs, stage)
-        loss = self.distil_outputs(outputs, self.teacher_outputs(images, stage), stage, self.options.temperature)
+        loss = self.distil_outputs(outputs, self.teacher_outputs(model, images, stage), stage, self.options.temperature)
         if loss is not None:
             terms["lwf_kl"] = self.options.weight * loss
         return terms

@@ -1,0 +1,120 @@
+"""Distillation from the frozen teacher: detection terms weighted by the teacher's objectness, and a teacher
+that runs in the student's BatchNorm mode so that the terms vanish for identical weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from unihead.config import ModelConfig
+from unihead.models import build_model
+from unihead.strategies import StageContext, create_strategy
+from unihead.strategies.distill import output_distillation
+
+TERMS = {"lwf": {"lwf_kl"}, "kd": {"kd_logits", "kd_features", "kd_attention"}}
+
+
+def _det(objectness: list[float], channels: int) -> torch.Tensor:
+    """Raw detection output of one image on a 1x2 grid: zeros but the given objectness logits."""
+    raw = torch.zeros(1, channels, 1, 2)
+    raw[0, 4, 0] = torch.tensor(objectness)
+    return raw
+
+
+@pytest.mark.parametrize("channels", [6, 15])
+def test_box_and_class_differences_of_a_background_cell_do_not_count(channels):
+    teacher = _det([-30.0, 30.0], channels)  # cell 0 background (p ~ 1e-13), cell 1 an object (p ~ 1)
+    student = teacher.clone()
+    student[0, :4, 0, 0] = 5.0
+    student[0, 5:, 0, 0] = torch.linspace(-3.0, 3.0, channels - 5)
+    assert output_distillation("det", teacher.clone(), teacher, 1.0).item() == 0.0
+    assert output_distillation("det", student, teacher, 1.0).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_box_and_class_differences_of_a_foreground_cell_count_in_full():
+    teacher = _det([-30.0, 30.0], 15)
+    student = teacher.clone()
+    student[0, :4, 0, 1] = math.log(3.0)  # sigmoid 0.75 against 0.5: squared error 1/16 on each box channel
+    student[0, 5, 0, 1] = math.log(11.0)  # teacher uniform over 10 classes, student (11, 1, ..., 1) / 20
+    # KL(uniform || student) = -ln 10 - (1/10) sum ln s_i = ln 20 - ln 10 - ln(11) / 10
+    expected = 1 / 16 + math.log(2.0) - math.log(11.0) / 10
+    assert output_distillation("det", student, teacher, 1.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_box_term_is_a_mean_weighted_by_the_teachers_objectness():
+    teacher = _det([math.log(3.0), -math.log(3.0)], 6)  # weights 3/4 and 1/4
+    student = teacher.clone()
+    student[0, :4, 0, 1] = math.log(3.0)
+    # (3/4 * 0 + 1/4 * 1/16) / (3/4 + 1/4); an unweighted mean over the cells would give 1/32
+    assert output_distillation("det", student, teacher, 2.0).item() == pytest.approx(1 / 64, rel=1e-6)
+
+
+def _stage(index: int, task: str, previous: list[str]) -> StageContext:
+    return StageContext(index=index, task=task, train_data={}, previous_tasks=previous, loss_fn=None,
+                        collate=None, batch_size=4, seed=0)
+
+
+AFTER_DET = _stage(1, "det", ["seg"])
+CLS_STAGE = _stage(2, "cls", ["seg", "det"])
+
+
+@pytest.fixture
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model(ModelConfig(pretrained=False, det_head="logits", levels={"seg": 8, "det": 16, "cls": 32}))
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def _terms(strategy, model: nn.Module, images: torch.Tensor) -> dict[str, float]:
+    tasks = [CLS_STAGE.task, *strategy.output_tasks(CLS_STAGE)]
+    outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
+    return {name: value.item() for name, value in strategy.extra_loss(model, images, outputs, CLS_STAGE).items()}
+
+
+def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize("name", ["lwf", "kd"])
+@pytest.mark.parametrize("mode", ["train", "eval", "frozen_batchnorm"])
+def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model, images, name, mode):
+    strategy = create_strategy(name)
+    strategy.after_stage(model, AFTER_DET)
+    model.train(mode != "eval")
+    if mode == "frozen_batchnorm":  # as the engine's train.bn freeze_after_first does from stage 2 on
+        for norm in _batchnorms(model):
+            norm.eval()
+    terms = _terms(strategy, model, images)
+    assert set(terms) == TERMS[name]
+    assert all(abs(value) < 1e-6 for value in terms.values()), terms
+
+
+def test_a_train_mode_teacher_keeps_its_running_statistics(model, images):
+    strategy = create_strategy("kd")
+    strategy.after_stage(model, AFTER_DET)
+    teacher_norms = _batchnorms(strategy.teacher)
+    assert teacher_norms and all(m.momentum == 0.0 for m in teacher_norms)
+    assert all(m.momentum == 0.1 for m in _batchnorms(model))
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in teacher_norms]
+    model.train()
+    strategy.teacher_outputs(model, images, CLS_STAGE, features=True)
+    assert all(m.training for m in teacher_norms)
+    for m, (mean, var) in zip(teacher_norms, before, strict=True):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+
+
+def test_a_resumed_teacher_is_rebuilt_with_frozen_statistics(model, images):
+    strategy = create_strategy("lwf")
+    strategy.after_stage(model, AFTER_DET)
+    resumed = create_strategy("lwf")
+    resumed.load_state_dict(strategy.state_dict(), model)
+    assert all(m.momentum == 0.0 for m in _batchnorms(resumed.teacher))
+    model.train()
+    assert abs(_terms(resumed, model, images)["lwf_kl"]) < 1e-6
