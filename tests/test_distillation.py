@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from unihead.config import ModelConfig
+from unihead.engine.train import set_train_mode
 from unihead.models import build_model
 from unihead.strategies import StageContext, create_strategy
 from unihead.strategies.distill import output_distillation
@@ -87,10 +88,10 @@ def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model, images, name, mode):
     strategy = create_strategy(name)
     strategy.after_stage(model, AFTER_DET)
-    model.train(mode != "eval")
-    if mode == "frozen_batchnorm":  # as the engine's train.bn freeze_after_first does from stage 2 on
-        for norm in _batchnorms(model):
-            norm.eval()
+    if mode == "eval":
+        model.eval()
+    else:  # frozen_batchnorm: what the engine's train.bn freeze_after_first does from stage 2 on
+        set_train_mode(model, freeze_batchnorm=mode == "frozen_batchnorm")
     terms = _terms(strategy, model, images)
     assert set(terms) == TERMS[name]
     assert all(abs(value) < 1e-6 for value in terms.values()), terms
