@@ -6,9 +6,11 @@ import json
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from unihead.config import ConfigError, config_from_dict
 from unihead.engine import run as engine
+from unihead.engine.evaluate import chance_score
 from unihead.engine.run import Run, execute, run_spec
 from unihead.errors import TrainingDiverged
 from unihead.strategies import STRATEGIES
@@ -48,15 +50,33 @@ def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
     assert set(metrics["final"]["det"]) == {"map_50", "map_50_95"}
 
 
-def test_metrics_record_provenance_and_the_drop_rule(synthetic_root, tmp_path):
-    metrics = _run(_config(synthetic_root), "none", tmp_path)
+def test_metrics_record_provenance_and_chance_but_no_verdict(synthetic_root, tmp_path):
+    config = _config(synthetic_root)
+    run = Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None)
+    metrics = execute(run)
     provenance = metrics["provenance"]
     assert provenance["seed"] == 0 and provenance["config"]["train"]["epochs"] == 1
     assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
     assert provenance["device"].startswith("cpu")
-    seg = metrics["drops_from_own_stage"]["seg"]
-    assert seg["base"] == metrics["R"][0][0] and seg["final"] == metrics["R"][2][0]
-    assert metrics["threshold"] == 0.05
+    # chance per eval task: background-everywhere mIoU on the val masks, mAP 0, top-1 1 / 10 classes
+    seg_chance = chance_score("seg", run.val_loaders["seg"], run.num_classes["seg"])
+    assert 0.0 < seg_chance < 0.5
+    assert metrics["chance"] == [seg_chance, 0.0, 0.1]
+    assert json.loads((tmp_path / "metrics.json").read_text())["chance"] == metrics["chance"]
+    assert not {"threshold", "drops_from_own_stage", "all_pass"} & set(metrics)  # the verdict is forgetting's
+
+
+def test_segmentation_chance_is_the_miou_of_background_everywhere():
+    # image 1: top half background, bottom half class 1; image 2: background with 4 ignored (255) pixels.
+    # Background everywhere: IoU_bg = 20 background pixels / 28 scored = 5/7, class 1 IoU 0 -> mIoU 5/14
+    first = torch.zeros(4, 4, dtype=torch.int64)
+    first[2:] = 1
+    second = torch.zeros(4, 4, dtype=torch.int64)
+    second[0] = 255
+    loader = DataLoader([(torch.zeros(3, 4, 4), first), (torch.zeros(3, 4, 4), second)], batch_size=1)
+    assert chance_score("seg", loader, num_classes=21) == pytest.approx(5 / 14)
+    assert chance_score("cls", loader, num_classes=10) == 0.1
+    assert chance_score("det", loader, num_classes=10) == 0.0
 
 
 @pytest.mark.parametrize("name", ["ewc", "kd_replay"])
@@ -82,6 +102,7 @@ def test_a_resumed_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, 
     resumed = _run(config, name, tmp_path / "resumed", log=messages.append)
     assert messages[0].endswith("resuming after epoch 2")
     assert resumed["R"] == whole["R"] and resumed["R_initial"] == whole["R_initial"]
+    assert resumed["chance"] == whole["chance"]
     weights_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     weights_resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
     for key, value in weights_whole.items():

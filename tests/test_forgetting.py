@@ -1,4 +1,4 @@
-"""The forgetting table on hand-made metrics, with every number worked out by hand."""
+"""The forgetting verdict on hand-made metrics, with every number worked out by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from unihead.cli import main
-from unihead.forgetting import drop, forgetting_table, load_runs, summary_table, write_tables
+from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
+from unihead.report.tables import forgetting_caption, forgetting_display
 
 TASKS = ["seg", "det", "cls"]
 PRIMARY = {"seg": "miou", "det": "map_50", "cls": "top1"}
@@ -19,6 +20,8 @@ R = [[0.40, 0.00, 0.10],
      [0.10, 0.27, 0.70]]
 R_INITIAL = [0.01, 0.02, 0.10]
 SINGLE = {"seg": 0.50, "det": 0.30, "cls": 0.735}
+CHANCE = {"seg": 0.02, "det": 0.0, "cls": 0.10}
+"""Background-everywhere mIoU, mAP of no detections, 1 / 10 classes."""
 
 
 def _write(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None:
@@ -26,69 +29,146 @@ def _write(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None
     folder.mkdir(parents=True)
     kind = "baseline" if name.startswith("baseline-") else "sequence"
     metrics = {"run": {"name": name, "kind": kind, "seed": seed, "tasks": tasks}, "eval_tasks": tasks,
-               "primary_metric": {t: PRIMARY[t] for t in tasks}, "R": R, "R_initial": initial}
+               "primary_metric": {t: PRIMARY[t] for t in tasks}, "R": R, "R_initial": initial,
+               "chance": [CHANCE[t] for t in tasks]}
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
-def _runs_dir(tmp_path: Path, seeds=(0,), seg_final=(0.10,)) -> Path:
+def _runs_dir(tmp_path: Path, seeds=(0,), seg_final=(0.10,), seg_base=None, matrix=R, single=SINGLE) -> Path:
+    """A ``none`` sequence run and the three single-task baselines per seed; ``seg_base``/``seg_final``
+    replace seg's score after its own stage / at the end, seed by seed."""
     runs = tmp_path / "runs"
-    for seed, final in zip(seeds, seg_final, strict=True):
-        matrix = [row[:] for row in R]
-        matrix[2][0] = final
-        _write(runs, "none", seed, matrix, TASKS, R_INITIAL)
-        for task, score in SINGLE.items():
+    for k, (seed, final) in enumerate(zip(seeds, seg_final, strict=True)):
+        scores = [row[:] for row in matrix]
+        scores[2][0] = final
+        if seg_base is not None:
+            scores[0][0] = seg_base[k]
+        _write(runs, "none", seed, scores, TASKS, R_INITIAL)
+        for task, score in single.items():
             _write(runs, f"baseline-{task}", seed, [[score]], [task], [0.0])
     return runs
 
 
-def test_drops_from_both_baselines(tmp_path):
-    table = forgetting_table(load_runs(_runs_dir(tmp_path))).set_index("task")
-    # seg: 0.40 after its stage -> 0.10 at the end: 75% relative, 30 points; single baseline 0.50: 80%, 40 points
-    assert table.loc["seg", ["final", "base_stage", "base_single"]].tolist() == [0.10, 0.40, 0.50]
+def test_drops_from_both_baselines_intransigence_and_verdicts(tmp_path):
+    table = forgetting_table(load_runs(_runs_dir(tmp_path)), Verdict()).set_index("task")
+    # seg: 0.40 after its stage -> 0.10 at the end: 75% relative, 30 points, 0.30 / (0.40 - 0.02) of the
+    # margin over chance; single baseline 0.50: 80%, 40 points
+    assert table.loc["seg", ["final", "chance", "base_stage", "base_single"]].tolist() == [0.10, 0.02, 0.40, 0.50]
     assert table.loc["seg", "rel_drop_stage"] == pytest.approx(0.75)
     assert table.loc["seg", "abs_drop_stage"] == pytest.approx(30.0)
+    assert table.loc["seg", "chance_drop_stage"] == pytest.approx(0.30 / 0.38)
     assert table.loc["seg", "rel_drop_single"] == pytest.approx(0.80)
     # det: 0.30 -> 0.27: 10%, 3 points, fails both
     assert table.loc["det", "rel_drop_stage"] == pytest.approx(0.10)
     assert table.loc["det", "abs_drop_single"] == pytest.approx(3.0)
-    # cls: trained last, no drop from its stage; single baseline 0.735 -> 0.70 is 4.76%: passes
-    assert table.loc["cls", "rel_drop_stage"] == 0.0
+    # cls: trained last, so no drop from its own stage (n/a, not a 0% pass); single baseline 0.735 -> 0.70
+    # is 4.76%: passes
+    assert math.isnan(table.loc["cls", "base_stage"]) and math.isnan(table.loc["cls", "rel_drop_stage"])
     assert table.loc["cls", "rel_drop_single"] == pytest.approx(0.035 / 0.735)
-    assert table["pass_stage"].tolist() == [False, False, True]
-    assert table["pass_single"].tolist() == [False, False, True]
+    assert table["verdict_stage"].tolist() == ["fail", "fail", "n/a"]
+    assert table["verdict_single"].tolist() == ["fail", "fail", "pass"]
+    # intransigence = single baseline - score right after the own stage: 0.50 - 0.40, 0.30 - 0.30, 0.735 - 0.70
+    assert table["intransigence"].tolist() == pytest.approx([0.10, 0.0, 0.035])
 
 
-def test_threshold_boundary():
-    assert drop(0.80, 0.76, 0.05)[2]  # exactly 5% (0.04 / 0.80) passes
-    assert not drop(1.0, 0.9499, 0.05)[2]  # 5.01% fails
-    relative, absolute, passed = drop(0.0, 0.0, 0.05)
-    assert math.isnan(relative) and absolute == 0.0 and not passed  # never learned: no relative drop, fails
+def test_other_threshold_rules_on_a_worked_case(tmp_path):
+    runs = load_runs(_runs_dir(tmp_path))
+    # relative to chance: cls single 0.035 / (0.735 - 0.10) = 5.51% fails at 5%, passes at 6%;
+    # seg 0.30 / 0.38 and det 0.03 / 0.30 fail
+    to_chance = forgetting_table(runs, Verdict(0.05, "relative_to_chance")).set_index("task")
+    assert to_chance.loc["cls", "chance_drop_single"] == pytest.approx(0.035 / 0.635)
+    assert to_chance["verdict_single"].tolist() == ["fail", "fail", "fail"]
+    assert forgetting_table(runs, Verdict(0.06, "relative_to_chance"))["verdict_single"].tolist() == \
+        ["fail", "fail", "pass"]
+    # absolute: seg drops 0.30 (stage) / 0.40 (single), det 0.03 / 0.03, cls - / 0.035, against 0.05
+    absolute = forgetting_table(runs, Verdict(0.05, "absolute"))
+    assert absolute["verdict_stage"].tolist() == ["fail", "pass", "n/a"]
+    assert absolute["verdict_single"].tolist() == ["fail", "pass", "pass"]
 
 
-def test_bwt_forgetting_forward_transfer_and_seed_statistics(tmp_path):
+def test_verdict_boundaries():
+    verdict = Verdict()
+    assert verdict.judge(0.80, 0.76, 0.0) == "pass"  # exactly 5% (0.04 / 0.80)
+    assert verdict.judge(1.0, 0.9499, 0.0) == "fail"  # 5.01%
+    assert Verdict(0.05, "absolute").judge(0.80, 0.75, 0.0) == "pass"  # exactly 0.05 below the baseline
+    assert verdict.judge(0.15, 0.15, 0.10) == "pass"  # exactly learned_margin above chance counts as learned
+    assert verdict.judge(0.149, 0.149, 0.10) == "not learned"
+    assert verdict.judge(0.0, 0.0, 0.0) == "not learned"  # never learned: nothing to keep
+    assert verdict.judge(math.nan, 0.5, 0.0) == "n/a"
+    assert verdict.judge(0.80, math.nan, 0.0) == "fail"  # an undefined final score does not pass
+    with pytest.raises(ValueError, match=r"threshold rule 'relativ': expected one of \['relative', "):
+        Verdict(0.05, "relativ")
+
+
+def test_a_baseline_near_zero_is_not_learned_not_a_huge_negative_drop_that_passes(tmp_path):
+    # det's mAP 0.001 after its own stage and alone, 0.05 at the end: a relative drop of -4900%, which the
+    # old rule passed; the baseline is not learned_margin (0.05) above chance (0.0), so nothing was kept
+    matrix = [row[:] for row in R]
+    matrix[1][1], matrix[2][1] = 0.001, 0.05
+    table = forgetting_table(load_runs(_runs_dir(tmp_path, matrix=matrix, single={**SINGLE, "det": 0.001})),
+                             Verdict()).set_index("task")
+    assert table.loc["det", "rel_drop_stage"] == pytest.approx(-49.0)
+    assert table.loc["det", ["verdict_stage", "verdict_single"]].tolist() == ["not learned", "not learned"]
+
+
+def test_a_classifier_at_chance_trained_last_does_not_pass(tmp_path):
+    # cls at 0.10 with 10 classes, after its stage and alone: drop 0 from both, which the old rule passed
+    matrix = [row[:] for row in R]
+    matrix[2][2] = 0.10
+    table = forgetting_table(load_runs(_runs_dir(tmp_path, matrix=matrix, single={**SINGLE, "cls": 0.10})),
+                             Verdict()).set_index("task")
+    assert table.loc["cls", ["verdict_stage", "verdict_single"]].tolist() == ["n/a", "not learned"]
+
+
+def test_seeds_are_averaged_before_dividing(tmp_path):
+    # seg after its stage 0.10 and 0.90, at the end 0.088 and 0.90: per-seed drops 12% and 0%, whose mean 6%
+    # fails; the seed-averaged scores 0.50 -> 0.494 drop 1.2%: pass (one seed in two passes on its own)
+    runs = load_runs(_runs_dir(tmp_path, seeds=(0, 1), seg_base=(0.10, 0.90), seg_final=(0.088, 0.90)))
+    seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
+    assert seg["rel_drop_stage_mean"] == pytest.approx(0.06)
+    assert seg["rel_drop_stage"] == pytest.approx(0.012)
+    assert seg["verdict_stage"] == "pass" and seg["pass_rate_stage"] == 0.5
+    # gated by the averaged baseline: bases 0.02 and 0.10 (chance 0.02) average 0.06, less than 0.05 above chance
+    runs = load_runs(_runs_dir(tmp_path / "low", seeds=(0, 1), seg_base=(0.02, 0.10), seg_final=(0.02, 0.10)))
+    seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
+    assert seg["verdict_stage"] == "not learned" and seg["pass_rate_stage"] == 0.5
+
+
+def test_bwt_forgetting_and_seed_statistics(tmp_path):
     runs = load_runs(_runs_dir(tmp_path, seeds=(0, 1), seg_final=(0.10, 0.20)))
-    summary = summary_table(runs).set_index(["strategy", "task"])
+    summary = summary_table(runs, Verdict()).set_index(["strategy", "task"])
     overall = summary.loc[("none", "all")]
     # seed 0: BWT = mean(0.10-0.40, 0.27-0.30) = -0.165; seed 1: mean(0.20-0.40, -0.03) = -0.115
     assert overall["bwt_mean"] == pytest.approx(-0.14)
     assert overall["bwt_std"] == pytest.approx(math.sqrt(2 * 0.025**2))
     # forgetting: seed 0: mean(0.40-0.10, 0.30-0.27) = 0.165; seed 1: mean(0.20, 0.03) = 0.115
     assert overall["avg_forgetting_mean"] == pytest.approx(0.14)
-    # forward transfer: det R[0][1] - 0.02 = -0.02, cls R[1][2] - 0.10 = 0 -> -0.01 for both seeds
-    assert overall["forward_transfer_mean"] == pytest.approx(-0.01)
-    assert overall["forward_transfer_std"] == pytest.approx(0.0)
     assert overall["avg_final_mean"] == pytest.approx(((0.10 + 0.27 + 0.70) + (0.20 + 0.27 + 0.70)) / 6)
+    assert not any("forward" in column for column in summary.columns)
     seg = summary.loc[("none", "seg")]
-    # relative drops from the stage baseline 0.75 and 0.50: mean 0.625, std (ddof 1) 0.125 * sqrt(2)
+    # relative drops from the stage baseline 0.75 and 0.50: mean 0.625, std (ddof 1) 0.125 * sqrt(2);
+    # from the averaged scores (0.40 - 0.15) / 0.40 = 0.625 too
     assert seg["rel_drop_stage_mean"] == pytest.approx(0.625)
     assert seg["rel_drop_stage_std"] == pytest.approx(0.125 * math.sqrt(2))
-    assert seg["seeds"] == 2 and not seg["pass_stage"] and seg["pass_rate_stage"] == 0.0
+    assert seg["rel_drop_stage"] == pytest.approx(0.625)
+    assert seg["seeds"] == 2 and seg["verdict_stage"] == "fail" and seg["pass_rate_stage"] == 0.0
+    assert summary.loc[("none", "cls"), "verdict_stage"] == "n/a"
     assert summary.loc[("none", "cls"), "pass_rate_single"] == 1.0
 
 
-def test_single_seed_std_is_nan(tmp_path):
-    summary = summary_table(load_runs(_runs_dir(tmp_path))).set_index(["strategy", "task"])
-    assert math.isnan(summary.loc[("none", "seg"), "final_std"])
+def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
+    summary = summary_table(load_runs(_runs_dir(tmp_path)), Verdict())
+    assert math.isnan(summary.set_index(["strategy", "task"]).loc[("none", "seg"), "final_std"])
+    display = forgetting_display(summary, Verdict())
+    assert display.columns.tolist() == ["Strategy", "Task", "Final", "Chance", "Drop/stage (%)", "Verdict (stage)",
+                                        "Drop/single (%)", "Verdict (single)", "Intransigence"]
+    assert display.iloc[0, 2:].tolist() == ["10.0", "2.0", "75.0", "fail", "80.0", "fail", "10.0"]
+    assert display.iloc[2, 2:].tolist() == ["70.0", "10.0", "n/a", "n/a", "4.8", "pass", "3.5"]
+    assert "nan" not in display.to_markdown()
+    absolute = forgetting_display(summary, Verdict(0.05, "absolute"))
+    assert absolute.loc[0, "Drop/stage (points)"] == "30.0"
+    assert "at most 5 points" in forgetting_caption(Verdict(0.05, "absolute"))
+    assert "'not learned': the baseline is less than 5 points above" in forgetting_caption(Verdict())
 
 
 def test_missing_single_baseline_names_the_folder(tmp_path):
@@ -96,9 +176,10 @@ def test_missing_single_baseline_names_the_folder(tmp_path):
     (runs / "baseline-det" / "seed0" / "metrics.json").unlink()
     (runs / "baseline-det" / "seed0").rmdir()
     with pytest.raises(ValueError, match=r"no single-task baseline for det seed 0: expected .*runs/baseline-det/seed0"):
-        forgetting_table(load_runs(runs))
-    table = forgetting_table(load_runs(runs), require_single_baseline=False).set_index("task")
-    assert math.isnan(table.loc["det", "base_single"]) and not table.loc["det", "pass_single"]
+        forgetting_table(load_runs(runs), Verdict())
+    table = forgetting_table(load_runs(runs), Verdict(), require_single_baseline=False).set_index("task")
+    assert math.isnan(table.loc["det", "base_single"]) and math.isnan(table.loc["det", "intransigence"])
+    assert table.loc["det", "verdict_single"] == "n/a"
 
 
 def test_malformed_metrics_name_the_file(tmp_path):
@@ -108,6 +189,15 @@ def test_malformed_metrics_name_the_file(tmp_path):
     del metrics["R"]
     path.write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match=r"none/seed0/metrics.json: missing key\(s\) \['R'\]"):
+        load_runs(runs)
+    metrics["R"] = R
+    metrics["chance"] = [0.02, 0.0]
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=r"none/seed0/metrics.json: key 'chance' has 2 values; expected one per"):
+        load_runs(runs)
+    del metrics["chance"]  # results from before the engine measured chance
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=r"none/seed0/metrics.json: missing key\(s\) \['chance'\]"):
         load_runs(runs)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"empty: no run results"):
@@ -123,7 +213,7 @@ def test_baselines_alone_and_a_run_given_twice_are_errors(tmp_path):
     runs = _runs_dir(tmp_path)
     baselines = sorted(runs.glob("baseline-*/seed0/metrics.json"))
     with pytest.raises(ValueError, match=r"only single-task baseline runs .*need at least one strategy run"):
-        summary_table(load_runs(baselines))
+        summary_table(load_runs(baselines), Verdict())
     copy = tmp_path / "copy.json"
     copy.write_text((runs / "none" / "seed0" / "metrics.json").read_text())
     with pytest.raises(ValueError, match=r"copy.json and .*none/seed0/metrics.json: both are run 'none' seed 0"):
@@ -133,9 +223,16 @@ def test_baselines_alone_and_a_run_given_twice_are_errors(tmp_path):
 def test_cli_writes_both_tables(tmp_path, capsys):
     runs = _runs_dir(tmp_path)
     assert main(["forgetting", str(runs), "--out", str(tmp_path / "tables")]) == 0
-    per_seed = pd.read_csv(tmp_path / "tables" / "forgetting_per_seed.csv")
-    assert per_seed["rel_drop_stage"].round(6).tolist() == [0.75, 0.1, 0.0]
+    per_seed = pd.read_csv(tmp_path / "tables" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
+    assert per_seed["rel_drop_stage"].tolist()[:2] == pytest.approx([0.75, 0.1])
+    assert per_seed["verdict_stage"].tolist() == ["fail", "fail", "n/a"]
     summary = pd.read_csv(tmp_path / "tables" / "forgetting_summary.csv")
     assert set(summary["task"]) == {"seg", "det", "cls", "all"}
-    assert write_tables(runs, tmp_path / "again") == [tmp_path / "again" / "forgetting_per_seed.csv",
-                                                      tmp_path / "again" / "forgetting_summary.csv"]
+    assert write_tables(runs, tmp_path / "again", Verdict()) == [tmp_path / "again" / "forgetting_per_seed.csv",
+                                                                 tmp_path / "again" / "forgetting_summary.csv"]
+    # the rule and the margin from the command line: with a margin of 0.5 only cls (0.735, chance 0.10) counts
+    # as learned, and its absolute drop 0.035 passes
+    assert main(["forgetting", str(runs), "--out", str(tmp_path / "absolute"), "--threshold-rule", "absolute",
+                 "--learned-margin", "0.5"]) == 0
+    per_seed = pd.read_csv(tmp_path / "absolute" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
+    assert per_seed["verdict_single"].tolist() == ["not learned", "not learned", "pass"]

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import DATA_SOURCES, DataConfig, ExperimentConfig, SyntheticConfig, load_config
+from unihead.config import DATA_SOURCES, THRESHOLD_RULES, DataConfig, ExperimentConfig, SyntheticConfig, load_config
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -119,10 +119,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_forgetting(args: argparse.Namespace) -> int:
-    """Write the forgetting tables (per seed, and mean/std over seeds) from a folder of runs."""
-    from unihead.forgetting import write_tables
+    """Write the forgetting tables (drops, verdicts; per seed, and over seeds) from a folder of runs."""
+    from unihead.forgetting import Verdict, write_tables
 
-    paths = write_tables([Path(p) for p in args.runs], Path(args.out), threshold=args.threshold,
+    verdict = Verdict(args.threshold, args.threshold_rule, args.learned_margin)
+    paths = write_tables([Path(p) for p in args.runs], Path(args.out), verdict,
                          require_single_baseline=not args.no_single_baseline)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -187,8 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     forgetting.add_argument("runs", nargs="+",
                             help="metrics.json files, or folders of runs (<run>/seed<N>/metrics.json)")
     forgetting.add_argument("--out", required=True, help="folder for the CSV tables")
-    forgetting.add_argument("--threshold", type=float, default=ExperimentConfig().threshold,
-                            help="largest relative drop that passes (default: %(default)s)")
+    forgetting.add_argument("--threshold", type=float, default=ExperimentConfig.threshold,
+                            help="largest drop that passes, as measured by --threshold-rule (default: %(default)s)")
+    forgetting.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=ExperimentConfig.threshold_rule,
+                            help="relative: (base - final) / base; relative_to_chance: (base - final) / "
+                            "(base - chance); absolute: base - final on the 0..1 scale (default: %(default)s)")
+    forgetting.add_argument("--learned-margin", type=float, default=ExperimentConfig.learned_margin,
+                            help="a baseline less than this above the chance score (0..1 scale) is 'not learned' "
+                            "(default: %(default)s)")
     forgetting.add_argument("--no-single-baseline", action="store_true",
                             help="allow runs without baseline-<task> runs (single-task columns are then empty)")
     forgetting.set_defaults(func=cmd_forgetting)

@@ -167,6 +167,9 @@ class WorkflowConfig:
     """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
     gpus_per_run: int = 0
     """GPUs a training job asks the cluster for (resource ``gpu``)."""
+    threads_per_run: int = 4
+    """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
+    CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
     runtime_minutes: int = 240
     """Wall-clock limit a cluster gives one training job."""
     report_dir: str = "results/{name}/report"
@@ -179,6 +182,8 @@ class WorkflowConfig:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
         if not self.seeds:
             raise ConfigError("config key 'workflow.seeds': expected at least one seed")
+        if self.threads_per_run < 1:
+            raise ConfigError(f"config key 'workflow.threads_per_run': expected at least 1, got {self.threads_per_run}")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,12 @@
-"""The forgetting table: per strategy and task, drops from both baselines against the threshold,
-and the continual-learning summaries (BWT, average forgetting, forward transfer) over seeds.
+"""The forgetting verdict: per strategy and task, the drops from both baselines and whether the task kept
+what it learned; and the continual-learning summaries (average final score, BWT, average forgetting).
+
+Drops and pass/fail are decided here and nowhere else: the engine writes measurements only. Each task is
+judged against two baselines: ``stage``, its score right after its own stage (the challenge's definition;
+none for the task trained last, whose drop from its own stage is 0 by construction), and ``single``, the
+final score of the ``baseline-<task>`` run of the same seed. A baseline that is not at least
+``learned_margin`` above the task's chance score gives "not learned", never "pass": a task that was never
+learned cannot show that it kept what it learned. Over seeds the scores are averaged before dividing.
 
 Reads the runs' ``metrics.json`` files (``runs/<name>/seed<N>/metrics.json``); imports no torch, so
 the workflow's host side can use it.
@@ -10,17 +17,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from unihead.config import THRESHOLD_RULES, ExperimentConfig
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
 
 BASELINE_PREFIX = "baseline-"
-REQUIRED_KEYS = ("run", "eval_tasks", "primary_metric", "R")
+REQUIRED_KEYS = ("run", "eval_tasks", "primary_metric", "R", "chance")
 PER_SEED_CSV = "forgetting_per_seed.csv"
 SUMMARY_CSV = "forgetting_summary.csv"
 
@@ -49,7 +58,11 @@ def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
             raise InputError(f"{path}: not valid JSON ({err})") from err
         missing = [key for key in REQUIRED_KEYS if key not in metrics]
         if missing:
-            raise InputError(f"{path}: missing key(s) {missing}")
+            raise InputError(f"{path}: missing key(s) {missing}; expected the keys {list(REQUIRED_KEYS)} that "
+                             "`unihead train` writes (results from before 'chance' was recorded need a rerun)")
+        if len(metrics["chance"]) != len(metrics["eval_tasks"]):
+            raise InputError(f"{path}: key 'chance' has {len(metrics['chance'])} values; expected one per task of "
+                             f"'eval_tasks' {metrics['eval_tasks']}")
         metrics["path"] = str(path)
         runs.append(metrics)
     seen: dict[tuple[str, int], str] = {}
@@ -62,13 +75,63 @@ def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
     return runs
 
 
-def drop(base: float, final: float, threshold: float) -> tuple[float, float, bool]:
-    """(relative drop, absolute drop in points, pass). A zero or undefined base gives a NaN relative
-    drop, which fails: a task that never learned cannot show that it kept what it learned."""
-    undefined = base is None or final is None or not math.isfinite(base) or base <= 0
-    relative = math.nan if undefined else (base - final) / base
-    absolute = math.nan if base is None or final is None else 100.0 * (base - final)
-    return relative, absolute, (not math.isnan(relative)) and relative <= threshold + 1e-12
+PASS, FAIL, NOT_LEARNED, NO_BASELINE = "pass", "fail", "not learned", "n/a"
+"""The values of a ``verdict_*`` column."""
+DEFINITIONS = ("stage", "single")
+"""The baseline definitions, the suffix of their columns."""
+RULE_DROP = {"relative": "rel_drop", "relative_to_chance": "chance_drop", "absolute": "abs_drop"}
+"""The drop column each ``threshold_rule`` compares with the threshold."""
+TOLERANCE = 1e-12
+"""Slack in the comparisons, so that a drop of exactly the threshold passes despite rounding."""
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def drops(base: float, final: float, chance: float) -> dict[str, float]:
+    """The drop of ``final`` from ``base`` three ways: ``rel_drop`` = (base - final) / base,
+    ``chance_drop`` = (base - final) / (base - chance) (each NaN where its denominator is not positive),
+    and ``abs_drop`` = base - final in points (x100)."""
+    lost = base - final
+    return {"rel_drop": _ratio(lost, base), "chance_drop": _ratio(lost, base - chance), "abs_drop": 100.0 * lost}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a task is judged: the config's ``threshold``, ``threshold_rule`` and ``learned_margin``."""
+
+    threshold: float = ExperimentConfig.threshold
+    rule: str = ExperimentConfig.threshold_rule
+    learned_margin: float = ExperimentConfig.learned_margin
+
+    def __post_init__(self) -> None:
+        if self.rule not in THRESHOLD_RULES:
+            raise InputError(f"threshold rule {self.rule!r}: expected one of {list(THRESHOLD_RULES)}")
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> Verdict:
+        return cls(config.threshold, config.threshold_rule, config.learned_margin)
+
+    def judge(self, base: float, final: float, chance: float) -> str:
+        """``n/a`` without a baseline (NaN); ``not learned`` when the baseline is not at least
+        ``learned_margin`` above chance; otherwise ``pass`` when the rule's drop is at most the threshold
+        (an undefined final score fails)."""
+        if math.isnan(base):
+            return NO_BASELINE
+        if not base - chance >= self.learned_margin - TOLERANCE:
+            return NOT_LEARNED
+        drop = drops(base, final, chance)[RULE_DROP[self.rule]]
+        if self.rule == "absolute":
+            drop /= 100.0  # the column is in points, the threshold on the metric's 0..1 scale
+        return PASS if drop <= self.threshold + TOLERANCE else FAIL
+
+
+def _judged(definition: str, base: float, final: float, chance: float, verdict: Verdict) -> dict[str, Any]:
+    """The drops and the verdict from one baseline definition, as columns suffixed with its name."""
+    row: dict[str, Any] = {f"{name}_{definition}": value for name, value in drops(base, final, chance).items()}
+    row[f"verdict_{definition}"] = verdict.judge(base, final, chance)
+    return row
 
 
 def _nan(value: Any) -> float:
@@ -85,8 +148,13 @@ def _single_baselines(runs: list[dict]) -> dict[tuple[str, int], float]:
     return scores
 
 
-def forgetting_table(runs: list[dict], threshold: float = 0.05, require_single_baseline: bool = True) -> pd.DataFrame:
-    """One row per (strategy, seed, task): final score, both baselines, both drops and pass/fail."""
+def forgetting_table(runs: list[dict], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
+    """One row per (strategy, seed, task): final score, chance score, both baselines, intransigence, and per
+    baseline definition the three drops (see :func:`drops`) and the verdict.
+
+    ``base_stage`` is NaN for the task trained last; ``intransigence`` = single-task baseline minus the score
+    right after the task's own stage (how much less the sequence learned it), in the metric's scale.
+    """
     singles = _single_baselines(runs)
     if all(run["run"]["name"].startswith(BASELINE_PREFIX) for run in runs):
         raise InputError(f"only single-task baseline runs ({', '.join(sorted({r['path'] for r in runs})[:3])}, ...): "
@@ -100,63 +168,64 @@ def forgetting_table(runs: list[dict], threshold: float = 0.05, require_single_b
         stages = run["run"]["tasks"]
         for i, task in enumerate(run["eval_tasks"]):
             own_stage = stages.index(task)
-            final, base_stage = R[-1][i], R[own_stage][i]
+            final, chance = R[-1][i], _nan(run["chance"][i])
+            base_stage = math.nan if own_stage == len(R) - 1 else R[own_stage][i]
             if (task, seed) not in singles and require_single_baseline:
                 raise InputError(f"no single-task baseline for {task} seed {seed}: expected "
                                  f"{Path(run['path']).parents[2] / (BASELINE_PREFIX + task) / f'seed{seed}'}")
             base_single = singles.get((task, seed), math.nan)
-            rel_stage, abs_stage, pass_stage = drop(base_stage, final, threshold)
-            rel_single, abs_single, pass_single = drop(base_single, final, threshold)
-            rows.append({"strategy": name, "seed": seed, "task": task, "metric": run["primary_metric"][task],
-                         "final": final, "base_stage": base_stage, "base_single": base_single,
-                         "rel_drop_stage": rel_stage, "abs_drop_stage": abs_stage, "pass_stage": pass_stage,
-                         "rel_drop_single": rel_single, "abs_drop_single": abs_single, "pass_single": pass_single})
+            row = {"strategy": name, "seed": seed, "task": task, "metric": run["primary_metric"][task],
+                   "final": final, "chance": chance, "base_stage": base_stage, "base_single": base_single,
+                   "intransigence": base_single - R[own_stage][i]}
+            for definition, base in zip(DEFINITIONS, (base_stage, base_single), strict=True):
+                row |= _judged(definition, base, final, chance, verdict)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
 def sequence_summaries(run: dict) -> dict[str, float]:
-    """Average final score, BWT, average forgetting and forward transfer of one sequence run.
+    """Average final score, BWT and average forgetting of one sequence run.
 
     With T stages and task i trained at stage s_i: BWT = mean over tasks not trained last of
-    R[T-1][i] - R[s_i][i]; forgetting = mean over the same tasks of max_{s_i <= t < T-1} R[t][i] - R[T-1][i];
-    forward transfer = mean over tasks not trained first of R[s_i - 1][i] - R_initial[i].
+    R[T-1][i] - R[s_i][i]; forgetting = mean over the same tasks of max_{s_i <= t < T-1} R[t][i] - R[T-1][i].
+    (No forward transfer: with a separate head per task, a task's score before its own stage is the noise
+    of an untrained head, not transfer.)
     """
     R = np.array([[_nan(v) for v in row] for row in run["R"]])
     stages = run["run"]["tasks"]
     own = [stages.index(task) for task in run["eval_tasks"]]
     last = len(R) - 1
     earlier = [i for i, s in enumerate(own) if s < last]
-    later = [i for i, s in enumerate(own) if s > 0]
-    summary = {
+    return {
         "avg_final": float(R[last].mean()),
         "bwt": float(np.mean([R[last, i] - R[own[i], i] for i in earlier])) if earlier else math.nan,
         "avg_forgetting": float(np.mean([R[own[i]:last, i].max() - R[last, i] for i in earlier]))
         if earlier else math.nan,
-        "forward_transfer": math.nan,
     }
-    if run.get("R_initial") is not None and later:
-        initial = [_nan(v) for v in run["R_initial"]]
-        summary["forward_transfer"] = float(np.mean([R[own[i] - 1, i] - initial[i] for i in later]))
-    return summary
 
 
-def summary_table(runs: list[dict], threshold: float = 0.05, require_single_baseline: bool = True) -> pd.DataFrame:
-    """Mean and std over seeds per (strategy, task), and per strategy the sequence summaries (task ``all``).
+def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
+    """Per (strategy, task) over seeds, and per strategy the sequence summaries (task ``all``).
 
-    ``pass_*`` is whether the mean relative drop is within the threshold; ``pass_rate_*`` the fraction
-    of seeds that pass. Standard deviations use ddof=1, so a single seed gives NaN.
+    Every number of the per-seed table gets ``<column>_mean`` and ``<column>_std`` (ddof=1, so a single
+    seed gives NaN). The verdict is that of the seed-averaged scores: ``rel_drop_stage`` (without suffix)
+    = (mean base_stage - mean final) / mean base_stage, and so on, judged like one seed's, gated by the
+    mean baseline against the mean chance score; seeds are averaged before dividing, so one seed with a
+    tiny baseline cannot dominate. ``pass_rate_*`` is the fraction of seeds whose own verdict is pass.
     """
-    table = forgetting_table(runs, threshold, require_single_baseline)
-    columns = ["final", "base_stage", "base_single", "rel_drop_stage", "abs_drop_stage", "rel_drop_single",
-               "abs_drop_single"]
+    table = forgetting_table(runs, verdict, require_single_baseline)
+    numbers = [column for column in table.columns if column not in ("strategy", "seed", "task", "metric")
+               and not column.startswith("verdict_")]
     grouped = table.groupby(["strategy", "task", "metric"], sort=False)
-    summary = grouped[columns].agg(["mean", "std"])
+    summary = grouped[numbers].agg(["mean", "std"])
     summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
     summary["seeds"] = grouped.size()
-    for definition in ("stage", "single"):
-        summary[f"pass_rate_{definition}"] = grouped[f"pass_{definition}"].mean()
-        mean = summary[f"rel_drop_{definition}_mean"]
-        summary[f"pass_{definition}"] = mean.notna() & (mean <= threshold + 1e-12)
+    for definition in DEFINITIONS:
+        judged = [_judged(definition, base, final, chance, verdict) for base, final, chance in
+                  zip(summary[f"base_{definition}_mean"], summary["final_mean"], summary["chance_mean"], strict=True)]
+        summary = summary.join(pd.DataFrame(judged, index=summary.index))
+        summary[f"pass_rate_{definition}"] = grouped[f"verdict_{definition}"].agg(
+            lambda verdicts: float((verdicts == PASS).mean()))
     summary = summary.reset_index()
     per_run = pd.DataFrame([{"strategy": run["run"]["name"], **sequence_summaries(run)} for run in runs
                             if not run["run"]["name"].startswith(BASELINE_PREFIX)])
@@ -167,12 +236,12 @@ def summary_table(runs: list[dict], threshold: float = 0.05, require_single_base
     return pd.concat([summary, overall], ignore_index=True)
 
 
-def write_tables(sources: Path | Iterable[Path], out_dir: Path, threshold: float = 0.05,
+def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict,
                  require_single_baseline: bool = True) -> list[Path]:
     """Write the per-seed and summary tables as CSV (atomically) and return their paths."""
     runs = load_runs(sources)
-    tables = {PER_SEED_CSV: forgetting_table(runs, threshold, require_single_baseline),
-              SUMMARY_CSV: summary_table(runs, threshold, require_single_baseline)}
+    tables = {PER_SEED_CSV: forgetting_table(runs, verdict, require_single_baseline),
+              SUMMARY_CSV: summary_table(runs, verdict, require_single_baseline)}
     paths = []
     for name, table in tables.items():
         path = Path(out_dir) / name

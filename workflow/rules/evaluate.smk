@@ -5,7 +5,7 @@ INFERENCE = f"{RESULTS}/compute/inference.json"
 
 
 rule forgetting:
-    """Drops from both baselines, pass/fail at the threshold, BWT and forgetting, over seeds."""
+    """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting."""
     input:
         RUN_METRICS,
     output:
@@ -13,10 +13,13 @@ rule forgetting:
     params:
         out=lambda wildcards, output: Path(output[0]).parent,
         threshold=EXPERIMENT.threshold,
+        threshold_rule=EXPERIMENT.threshold_rule,
+        learned_margin=EXPERIMENT.learned_margin,
     log:
         f"{RESULTS}/logs/forgetting.log",
     shell:
-        "python -m unihead forgetting {input} --out {params.out} --threshold {params.threshold} > {log} 2>&1"
+        "python -m unihead forgetting {input} --out {params.out} --threshold {params.threshold} "
+        "--threshold-rule {params.threshold_rule} --learned-margin {params.learned_margin} > {log} 2>&1"
 
 
 rule inference_speed:
@@ -31,7 +34,7 @@ rule inference_speed:
         f"{RESULTS}/logs/inference_speed.log",
     benchmark:
         f"{RESULTS}/benchmarks/inference_speed.tsv"
-    threads: 4
+    threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
     shell:

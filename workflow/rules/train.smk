@@ -16,7 +16,7 @@ rule train:
         f"{RESULTS}/logs/train/{{run}}-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}-seed{{seed}}.tsv"
-    threads: 4
+    threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
         mem_mb=16000,

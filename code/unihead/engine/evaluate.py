@@ -63,3 +63,23 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
         image_ids = [reader.image_ids[i] for i in image_indices(loader)]
         return coco_map(reader.coco, results, image_ids)
     raise ValueError(f"unknown task {task!r}")
+
+
+def chance_score(task: str, loader: DataLoader, num_classes: int) -> float:
+    """The primary metric of a model that learned nothing about ``task``, measured on ``loader``'s images.
+
+    Classification: top-1 of a constant guess, 1 / ``num_classes``. Detection: mAP 0 (no box matches).
+    Segmentation: the mIoU of predicting background (class 0) at every pixel, which depends on how much
+    of the val set is background: IoU_bg = background pixels / scored pixels, averaged with a zero IoU
+    for every other class present in the ground truth.
+    """
+    if task == CLS:
+        return 1.0 / num_classes
+    if task == DET:
+        return 0.0
+    if task == SEG:
+        confusion = ConfusionMatrix(num_classes)
+        for _, masks in loader:
+            confusion.update(torch.zeros_like(masks), masks)
+        return confusion.miou()
+    raise ValueError(f"unknown task {task!r}")

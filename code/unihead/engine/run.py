@@ -1,12 +1,13 @@
 """One run of the protocol: a strategy over the task sequence, or a single-task baseline.
 
-The run evaluates the untrained model, then trains the stages in order, evaluating every task of
-the run after each stage (the accuracy matrix R). After every epoch it saves a checkpoint (model,
-optimiser, scheduler, strategy state, history), so the same command restarts an interrupted run
-from its last completed epoch. Randomness (shuffling, augmentation) is reseeded from the run's seed
-and the epoch number at the start of each epoch, so a resumed run draws exactly what an
-uninterrupted one would. Outputs: ``metrics.json`` (written last, atomically), ``history.csv`` and
-``model.pt`` (weights only).
+The run measures each task's chance score (the metric of a model that learned nothing, which the
+forgetting verdict needs) and evaluates the untrained model, then trains the stages in order,
+evaluating every task of the run after each stage (the accuracy matrix R). After every epoch it
+saves a checkpoint (model, optimiser, scheduler, strategy state, history), so the same command
+restarts an interrupted run from its last completed epoch. Randomness (shuffling, augmentation) is
+reseeded from the run's seed and the epoch number at the start of each epoch, so a resumed run draws
+exactly what an uninterrupted one would. Outputs: ``metrics.json`` (written last, atomically),
+``history.csv`` and ``model.pt`` (weights only).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from unihead.config import ConfigError, ExperimentConfig, config_to_dict
 from unihead.data import build_dataset, collate
 from unihead.data.manifest import MANIFEST
-from unihead.engine.evaluate import evaluate_task
+from unihead.engine.evaluate import chance_score, evaluate_task
 from unihead.engine.provenance import provenance
 from unihead.engine.train import train_one_epoch
 from unihead.files import atomic_open, atomic_write_text
-from unihead.forgetting import BASELINE_PREFIX, drop
+from unihead.forgetting import BASELINE_PREFIX
 from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
@@ -52,6 +53,10 @@ class RunSpec:
     strategy: str
     tasks: list[str]
     seed: int
+    first_stage: int = 0
+    """Position of the run's first task in ``train.tasks``: a baseline follows the learning-rate
+    schedule of the sequence from there, so it trains with exactly the segment its task gets inside
+    the sequence (matched conditions for "drop from the single-task baseline")."""
 
     @property
     def kind(self) -> str:
@@ -64,7 +69,10 @@ def run_spec(config: ExperimentConfig, name: str, seed: int) -> RunSpec:
         task = name[len(BASELINE_PREFIX):]
         if task not in TASKS:
             raise ConfigError(f"unknown baseline {name!r}; expected one of {[BASELINE_PREFIX + t for t in TASKS]}")
-        return RunSpec(name, "none", [task], seed)
+        if task not in config.train.tasks:
+            raise ConfigError(f"baseline {name!r}: task {task!r} is not in config key 'train.tasks' "
+                              f"{list(config.train.tasks)}, so no sequence stage gives it a schedule to match")
+        return RunSpec(name, "none", [task], seed, first_stage=config.train.tasks.index(task))
     if name not in STRATEGIES:
         raise ConfigError(f"unknown run {name!r}; expected a strategy {sorted(STRATEGIES)} "
                           f"or a baseline {[BASELINE_PREFIX + t for t in TASKS]}")
@@ -81,7 +89,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def lr_factor(schedule: str, epoch: int, epochs_per_stage: int, stages: int) -> float:
-    """Learning-rate multiplier at the start of global epoch ``epoch`` (CosineAnnealingLR with eta_min 0)."""
+    """Learning-rate multiplier at the start of global epoch ``epoch`` of the task sequence
+    (CosineAnnealingLR with eta_min 0)."""
     if schedule == "cosine_total":
         return 0.5 * (1.0 + math.cos(math.pi * epoch / (epochs_per_stage * stages)))
     if schedule == "cosine_stage":
@@ -122,7 +131,8 @@ class Run:
         self.model = build_model(config.model).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, partial(lr_factor, train.schedule, epochs_per_stage=train.epochs, stages=len(spec.tasks)))
+            self.optimizer, lambda epoch: lr_factor(train.schedule, epoch + spec.first_stage * train.epochs,
+                                                    epochs_per_stage=train.epochs, stages=len(train.tasks)))
         for name, options in config.strategies.items():  # every configured strategy's options, checked up front
             create_strategy(name, options)
         self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
@@ -188,17 +198,6 @@ def _history_csv(rows: list[dict[str, Any]]) -> str:
     return text.getvalue()
 
 
-def stage_drops(R: list[list[float]], tasks: list[str], threshold: float) -> dict[str, dict[str, Any]]:
-    """Drop of each task from its score right after its own stage (the challenge's baseline) to the end."""
-    drops = {}
-    for i, task in enumerate(tasks):
-        base, final = R[i][i], R[-1][i]
-        relative, absolute, passed = drop(base, final, threshold)
-        drops[task] = {"base": base, "final": final, "rel_drop": relative, "abs_drop_points": absolute,
-                       "pass": passed}
-    return drops
-
-
 def execute(run: Run) -> dict[str, Any]:
     """Train and evaluate the run (resuming from its checkpoint), write its outputs, return the metrics."""
     spec, train, out_dir = run.spec, run.config.train, run.out_dir
@@ -206,7 +205,8 @@ def execute(run: Run) -> dict[str, Any]:
     torch.use_deterministic_algorithms(True, warn_only=True)
     progress = _load_checkpoint(run)
     if progress is None:
-        progress = {"epochs_done": 0, "history": [], "stages": [], "initial": run.evaluate_all()}
+        progress = {"epochs_done": 0, "history": [], "stages": [], "initial": run.evaluate_all(),
+                    "chance": [chance_score(t, run.val_loaders[t], run.num_classes[t]) for t in spec.tasks]}
     else:
         run.log(f"[{spec.name} seed{spec.seed}] resuming after epoch {progress['epochs_done']}")
     epochs = train.epochs
@@ -214,6 +214,10 @@ def execute(run: Run) -> dict[str, Any]:
         if progress["epochs_done"] >= (index + 1) * epochs:
             continue
         stage = run.stage_context(index)
+        if train.reset_optimizer and index > 0 and progress["epochs_done"] == index * epochs:
+            # the stage starts now (a run resumed inside it has the stage's own moments from the checkpoint);
+            # the learning rate lives in param_groups, which the scheduler keeps setting
+            run.optimizer.state.clear()
         run.strategy.before_stage(run.model, stage)
         for epoch in range(max(progress["epochs_done"], index * epochs), (index + 1) * epochs):
             where = f"[{spec.name} seed{spec.seed}] stage {index + 1}/{len(spec.tasks)} ({task}), " \
@@ -221,7 +225,7 @@ def execute(run: Run) -> dict[str, Any]:
             torch.manual_seed(_epoch_seed(spec.seed, epoch))
             lr = run.optimizer.param_groups[0]["lr"]
             row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
-                                  run.device, where)
+                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0)
             val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
                                 run.config.eval)
             metric = PRIMARY_METRIC[task]
@@ -259,7 +263,6 @@ def _write_outputs(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
     spec, tasks = run.spec, run.spec.tasks
     R = [_primary(stage["metrics"], tasks) for stage in progress["stages"]]
     final = progress["stages"][-1]["metrics"]
-    drops = stage_drops(R, tasks, run.config.threshold)
     metrics = {
         "run": {"name": spec.name, "kind": spec.kind, "strategy": spec.strategy, "seed": spec.seed,
                 "tasks": tasks, "experiment": run.config.name},
@@ -267,12 +270,10 @@ def _write_outputs(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
         "primary_metric": {t: PRIMARY_METRIC[t] for t in tasks},
         "R_initial": _primary(progress["initial"], tasks),
         "R": R,
+        "chance": progress["chance"],
         "initial": progress["initial"],
         "stages": progress["stages"],
         "final": final,
-        "threshold": run.config.threshold,
-        "drops_from_own_stage": drops,
-        "all_pass": all(d["pass"] for d in drops.values()),
         "train_seconds": sum(s["train_seconds"] for s in progress["stages"]),
         "images_per_s": sum(r["images"] for r in progress["history"]) /
         max(sum(r["seconds"] for r in progress["history"]), 1e-9),

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from unihead.config import ExperimentConfig
-from unihead.forgetting import load_runs
+from unihead.forgetting import Verdict, load_runs
 from unihead.models import build_model, parameter_breakdown
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
@@ -38,7 +38,7 @@ def build_report(config: ExperimentConfig, metrics: list[Path], out_dir: Path,
     line = provenance_line(config, seeds)
     parameters = parameter_breakdown(build_model(dataclasses.replace(config.model, pretrained=False)))["total"]
     latency = json.loads(inference.read_text()) if inference else None
-    written = write_tables(runs, out_dir / "tables", config.threshold, parameters, latency, line)
+    written = write_tables(runs, out_dir / "tables", Verdict.from_config(config), parameters, latency, line)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")

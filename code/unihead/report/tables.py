@@ -10,9 +10,16 @@ import numpy as np
 import pandas as pd
 
 from unihead.files import atomic_write_text
-from unihead.forgetting import BASELINE_PREFIX, summary_table
+from unihead.forgetting import BASELINE_PREFIX, DEFINITIONS, RULE_DROP, Verdict, summary_table
 
 TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
+DROP_UNITS = {"relative": "%", "relative_to_chance": "% of base - chance", "absolute": "points"}
+"""The unit of the drop each threshold rule decides by, for the column headers."""
+DROP_NAMES = {"relative": "relative drop (base - final) / base, in %",
+              "relative_to_chance": "drop relative to the baseline's margin over chance, (base - final) / "
+                                    "(base - chance), in %",
+              "absolute": "absolute drop base - final, in points (x100)"}
+"""What the shown drop is, for the caption."""
 
 
 def run_label(name: str) -> str:
@@ -87,19 +94,39 @@ def _final_display(final: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _drops_display(summary: pd.DataFrame) -> pd.DataFrame:
+def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
+    """Per strategy and task: final and chance scores (x100), and per baseline definition the drop the rule
+    decides by (that of the seed-averaged scores, ± the std of the per-seed drops) with its verdict;
+    intransigence (x100)."""
     rows = summary[summary["task"] != "all"]
+    drop, unit = RULE_DROP[verdict.rule], DROP_UNITS[verdict.rule]
+    scale = 1.0 if verdict.rule == "absolute" else 100.0  # abs_drop is in points already
     out = pd.DataFrame({
         "Strategy": rows["strategy"], "Task": rows["task"],
         "Final": [_cell(m, s) for m, s in zip(rows["final_mean"], rows["final_std"], strict=True)],
-        "Drop/stage (%)": [_cell(m, s) for m, s in zip(rows["rel_drop_stage_mean"],
-                                                              rows["rel_drop_stage_std"], strict=True)],
-        "Pass (stage)": ["yes" if p else "no" for p in rows["pass_stage"]],
-        "Drop/single (%)": [_cell(m, s) for m, s in zip(rows["rel_drop_single_mean"],
-                                                                rows["rel_drop_single_std"], strict=True)],
-        "Pass (single)": ["yes" if p else "no" for p in rows["pass_single"]],
+        "Chance": [_cell(m, math.nan) for m in rows["chance_mean"]],  # the same val set for every seed
     })
+    for definition in DEFINITIONS:
+        out[f"Drop/{definition} ({unit})"] = [
+            _cell(m, s, scale) for m, s in zip(rows[f"{drop}_{definition}"], rows[f"{drop}_{definition}_std"],
+                                              strict=True)]
+        out[f"Verdict ({definition})"] = rows[f"verdict_{definition}"]
+    out["Intransigence"] = [_cell(m, s) for m, s in zip(rows["intransigence_mean"], rows["intransigence_std"],
+                                                         strict=True)]
     return out.reset_index(drop=True)
+
+
+def forgetting_caption(verdict: Verdict) -> str:
+    """What the forgetting table shows and how its verdicts are decided."""
+    threshold = f"{100 * verdict.threshold:g} points" if verdict.rule == "absolute" else f"{100 * verdict.threshold:g}%"
+    return ("Forgetting per strategy and task (scores x100, mean ± std over seeds). Drop/stage is measured from the "
+            "task's score right after its own stage, Drop/single from the single-task baseline of the same seed. "
+            f"The drop shown is the {DROP_NAMES[verdict.rule]}, computed from the seed-averaged scores (± the std of "
+            f"the per-seed drops); it decides the verdict: pass at a drop of at most {threshold}. "
+            f"'not learned': the baseline is less than {100 * verdict.learned_margin:g} points above the task's "
+            "chance score (Chance), so there was nothing to keep; n/a: no baseline (the task trained last has no "
+            "drop from its own stage). Intransigence: single-task baseline minus the score right after the task's "
+            "own stage.")
 
 
 def _continual_display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -110,8 +137,6 @@ def _continual_display(summary: pd.DataFrame) -> pd.DataFrame:
         "BWT": [_cell(m, s) for m, s in zip(rows["bwt_mean"], rows["bwt_std"], strict=True)],
         "Avg forgetting": [_cell(m, s) for m, s in zip(rows["avg_forgetting_mean"], rows["avg_forgetting_std"],
                                                        strict=True)],
-        "FWT": [_cell(m, s) for m, s in zip(rows["forward_transfer_mean"], rows["forward_transfer_std"],
-                                            strict=True)],
     }).reset_index(drop=True)
 
 
@@ -150,22 +175,19 @@ def _latex(table: pd.DataFrame, caption: str, label: str, index: bool) -> str:
     return text.replace("±", r"$\pm$").replace("≤", r"$\leq$")
 
 
-def write_tables(runs: list[dict], out_dir: Path, threshold: float, parameters: int,
+def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: int,
                  inference: dict[str, Any] | None, provenance_line: str) -> list[Path]:
     """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths."""
-    summary = summary_table(runs, threshold, require_single_baseline=any(
+    summary = summary_table(runs, verdict, require_single_baseline=any(
         r["run"]["name"].startswith(BASELINE_PREFIX) for r in runs))
     final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
     tables = {
         "final_metrics": (final, _final_display(final), True,
                           "Final metrics (x100) per strategy, mean ± std over seeds."),
-        "forgetting": (summary, _drops_display(summary), False,
-                       "Relative drop (%) of each task after the last stage from its score right after its own "
-                       "stage (stage) and from the single-task baseline of the same seed (single); a task passes at a "
-                       f"drop of at most {threshold:.0%}."),
+        "forgetting": (summary, forgetting_display(summary, verdict), False, forgetting_caption(verdict)),
         "continual": (summary[summary["task"] == "all"], _continual_display(summary), False,
                       "Continual-learning summaries (x100): average final score, backward transfer, average "
-                      "forgetting, forward transfer."),
+                      "forgetting."),
         "r_matrices": (matrices, _r_display(matrices), False,
                        "Accuracy matrix R (x100): each task's primary metric after each stage."),
         "compute": (cost, _compute_display(cost), False, "Model size, training time and inference latency."),
@@ -174,7 +196,7 @@ def write_tables(runs: list[dict], out_dir: Path, threshold: float, parameters: 
     for name, (numbers, display, index, caption) in tables.items():
         out = Path(out_dir)
         atomic_write_text(out / f"{name}.csv", numbers.to_csv(index=False))
-        markdown = display.to_markdown(index=index)
+        markdown = display.to_markdown(index=index, disable_numparse=True)  # keep "2.0", not "2"
         atomic_write_text(out / f"{name}.md", f"{markdown}\n\n{caption} {provenance_line}\n")
         atomic_write_text(out / f"{name}.tex", _latex(display, f"{caption} {provenance_line}", f"tab:{name}", index))
         paths += [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
