@@ -1,19 +1,35 @@
-"""The forgetting strategies' own pieces: EWC penalty, distillation losses, the replay reservoir."""
+"""The forgetting strategies: EWC's Fisher and penalty, distillation losses, the replay reservoir, the
+optimiser's state at stage boundaries, and every strategy's terms reaching the update."""
 
 from __future__ import annotations
 
 import copy
 import math
+from functools import partial
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Subset
 
-from unihead.config import ConfigError, ModelConfig
+from unihead.config import ConfigError, ModelConfig, config_from_dict
+from unihead.data import build_dataset, collate
+from unihead.engine import run as engine
+from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.train import train_one_epoch
+from unihead.likelihood import BOX_SIGMA, sampled_log_likelihood
+from unihead.losses import task_loss
 from unihead.models import FEATURES, build_model
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.strategies.distill import output_distillation, softmax_kl
+from unihead.strategies.ewc import accumulate, fisher_diagonal, normalised
 from unihead.strategies.kd import feature_distillation, relative_mse
 from unihead.strategies.replay import ReservoirBuffer
+from unihead.tasks import NUM_DET_CLASSES, TASKS
+
+SMALL_MODEL = ModelConfig(pretrained=False, det_head="logits", levels={"seg": 8, "det": 16, "cls": 32})
+"""The real architecture, with heads on three FPN levels, as the 64 px tests run it."""
 
 
 def test_registry_holds_the_papers_strategies():
@@ -126,3 +142,221 @@ def test_feature_term_is_relative_to_the_teachers_scale():
     assert relative_mse(torch.zeros_like(teacher), teacher).item() == pytest.approx(1.0)
     assert relative_mse(teacher * 1.1, teacher).item() == pytest.approx(0.01)
     assert relative_mse(teacher / 100 * 1.1, teacher / 100).item() == pytest.approx(0.01)
+
+
+class SoftmaxLayer(nn.Module):
+    """cls logits = W x + b with W = 0 and b = log p: every input gets the class probabilities p."""
+
+    def __init__(self, probabilities: list[float]) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, len(probabilities))
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.bias.copy_(torch.tensor(probabilities).log())
+
+    def forward(self, images: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
+        return {"cls": self.linear(images)}
+
+
+def test_fisher_of_a_softmax_layer_is_its_closed_form():
+    """F_b[k] = p_k (1 - p_k) and F_W[k, j] = p_k (1 - p_k) E[x_j^2], labels drawn from p, not the data's."""
+    inputs = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])]  # E[x^2] = (5, 2.5)
+    data = [(inputs[i % 2], 0) for i in range(4000)]  # every dataset label is class 0
+    stage = StageContext(index=0, task="cls", train_data={"cls": data}, previous_tasks=[],
+                         loss_fn=lambda task, output, target: {"total": F.cross_entropy(output, target)},
+                         collate=collate, batch_size=1, seed=0)
+    fisher = fisher_diagonal(SoftmaxLayer([0.5, 0.3, 0.2]), stage, samples=4000)
+    # p_k (1 - p_k) = 0.25, 0.21, 0.16; for p = 0.5 the squared score (1[y=k] - 0.5)^2 is 0.25 for every draw
+    assert fisher["linear.bias"][0].item() == pytest.approx(0.25, rel=1e-6)
+    assert fisher["linear.weight"][0].tolist() == pytest.approx([1.25, 0.625], rel=1e-6)
+    # the others are means of 4,000 draws (standard errors 1.4% and 2.4%); the data's labels would give 0.09, 0.04
+    assert fisher["linear.bias"][1:].tolist() == pytest.approx([0.21, 0.16], rel=0.05)
+    assert fisher["linear.weight"][1:].flatten().tolist() == pytest.approx([1.05, 0.525, 0.8, 0.4], rel=0.05)
+
+
+@pytest.mark.parametrize("det_head", ["logits", "paper"])
+def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(det_head):
+    """A 32 x 32 grid of raw outputs 0: objectness p = 0.5, box (cx, cy, w, h) with sigmoid 0.5 each, class
+    p = 0.1 each (or index 0). Per cell, the score (gradient times the 1024 cells of the mean):
+
+    objectness o - 0.5, squared 0.25 at every draw. Box and class count where o = 1 (half the draws):
+    box (s - b) / sigma^2 * db/dt with db/dt = sigmoid'(0) = 0.25 (divided by 32 for cx, cy), so
+    E = 0.5 * (0.25 / 32)^2 / sigma^2 for tx, ty and 0.5 * 0.25^2 / sigma^2 for tw, th; class logit
+    E = 0.5 * E[(1[y=k] - 0.1)^2] = 0.5 * 0.09; paper's class index, a unit Gaussian: 0.5 * 1.
+    """
+    channels, grid, draws = (15 if det_head == "logits" else 6), 32, 100
+    raw = torch.zeros(1, channels, grid, grid, requires_grad=True)
+    generator = torch.Generator().manual_seed(0)
+    squares = torch.zeros(channels)
+    for _ in range(draws):
+        (grad,) = torch.autograd.grad(sampled_log_likelihood("det", raw, generator), raw)
+        squares += (grad * grid**2).pow(2).sum(dim=(0, 2, 3))
+    fisher = squares / (draws * grid**2)  # standard errors: 0.5% (box), 1.2% (class logits), 0.4% (index)
+    assert fisher[4].item() == pytest.approx(0.25, rel=1e-5)
+    size = 0.5 * 0.25**2 / BOX_SIGMA**2  # 3.125
+    assert fisher[:4].tolist() == pytest.approx([size / grid**2, size / grid**2, size, size], rel=0.03)
+    label = [0.5 * 0.09] * 10 if det_head == "logits" else [0.5]
+    assert fisher[5:].tolist() == pytest.approx(label, rel=0.05)
+
+
+def test_segmentation_draws_one_label_per_pixel_and_averages_over_pixels():
+    """The score of pixel logits is (onehot(y) - p) / pixels, so pixels * score + p recovers the drawn labels."""
+    probabilities = torch.tensor([0.5, 0.3, 0.2])
+    logits = probabilities.log().view(1, 3, 1, 1).expand(1, 3, 40, 50).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(sampled_log_likelihood("seg", logits, torch.Generator().manual_seed(0)), logits)
+    onehot = grad * 2000 + probabilities.view(1, 3, 1, 1)
+    assert torch.allclose(onehot.sum(dim=1), torch.ones(1, 40, 50), atol=1e-5)
+    assert torch.allclose(onehot, onehot.round(), atol=1e-4)
+    assert onehot.mean(dim=(0, 2, 3)).tolist() == pytest.approx([0.5, 0.3, 0.2], abs=0.03)
+
+
+def test_normalised_fisher_has_mean_one_and_accumulation_drops_all_zero_entries():
+    fisher = normalised({"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([0.0, 0.0, 2.0, 2.0])})
+    # mean 8 / 6 over the six entries
+    assert fisher["a"].tolist() == pytest.approx([0.75, 2.25])
+    assert fisher["b"].tolist() == pytest.approx([0, 0, 1.5, 1.5])
+    old = {"a": torch.tensor([2.0, 4.0]), "head": torch.tensor([0.0])}
+    total = accumulate(old, {"a": torch.tensor([1.0, 1.0]), "head": torch.tensor([0.0])}, decay=0.5)
+    assert list(total) == ["a"] and total["a"].tolist() == [2.0, 3.0]
+    with pytest.raises(ValueError, match="the Fisher is zero everywhere"):
+        normalised({"a": torch.zeros(2)})
+
+
+@pytest.fixture(scope="module")
+def small_data(synthetic_root):
+    """Four 64 px training samples per task, without augmentation (so repeated passes see the same batches)."""
+    return {t: Subset(build_dataset(t, synthetic_root, "train", 64, train=False), range(4)) for t in TASKS}
+
+
+def _stage(index: int, data) -> StageContext:
+    return StageContext(index=index, task=TASKS[index], train_data=data, previous_tasks=list(TASKS[:index]),
+                        loss_fn=partial(task_loss, det_head="logits", image_size=64, num_classes=NUM_DET_CLASSES),
+                        collate=collate, batch_size=2, seed=0)
+
+
+def test_ewc_fishers_are_normalised_per_task_and_anchor_only_the_weights_tasks_use(small_data):
+    torch.manual_seed(0)
+    model = build_model(SMALL_MODEL)
+    weights = sum(p.numel() for p in model.parameters())
+    ewc = create_strategy("ewc", {"fisher_samples": 2, "decay": 0.5})
+    ewc.after_stage(model, _stage(0, small_data))
+    assert (sum(f.sum() for f in ewc.fisher.values()) / weights).item() == pytest.approx(1.0, rel=1e-5)
+    assert "heads.seg.conv.weight" in ewc.fisher and set(ewc.anchor) == set(ewc.fisher)
+    assert not [name for name in ewc.fisher if name.startswith(("heads.det", "heads.cls"))]
+    ewc.after_stage(model, _stage(1, small_data))
+    # 0.5 * (mean 1) + (mean 1) over all weights
+    assert (sum(f.sum() for f in ewc.fisher.values()) / weights).item() == pytest.approx(1.5, rel=1e-5)
+    assert "heads.det.conv.weight" in ewc.fisher
+    assert not [name for name in ewc.fisher if name.startswith("heads.cls")]
+
+
+def test_a_later_tasks_head_is_untouched_by_an_adamw_step_under_the_ewc_penalty(small_data):
+    """With a zero Fisher entry the penalty would give the cls head a zero gradient, which AdamW decays."""
+    torch.manual_seed(0)
+    model = build_model(SMALL_MODEL)
+    ewc = create_strategy("ewc", {"fisher_samples": 2})
+    ewc.after_stage(model, _stage(0, small_data))
+    stage = _stage(1, small_data)
+    with torch.no_grad():  # away from the anchor, so the penalty has a gradient
+        for p in model.parameters():
+            p.add_(0.01)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    images, targets = collate([small_data["det"][i] for i in range(2)])
+    outputs = model(images, tasks=["det"])
+    extra = ewc.extra_loss(model, images, outputs, stage)
+    assert extra["ewc_penalty"].item() > 0
+    (stage.loss_fn("det", outputs["det"], targets)["total"] + extra["ewc_penalty"]).backward()
+    optimizer.step()
+    after = dict(model.named_parameters())
+    assert all(torch.equal(after[name], before[name]) for name in ("heads.cls.fc.weight", "heads.cls.fc.bias"))
+    assert not torch.equal(after["heads.det.conv.weight"], before["heads.det.conv.weight"])
+    assert not torch.equal(after["heads.seg.conv.weight"], before["heads.seg.conv.weight"])
+
+
+def _config(root, **train):
+    """Two stages (seg, det) of 4 training images in batches of 2, so each epoch takes 2 optimiser steps."""
+    values = {"name": "test", "data": {"root": str(root), "image_size": 48},
+              "train": {"tasks": ["seg", "det"], "epochs": 1, "batch_size": 2, "limit_train": 4, "limit_val": 2,
+                        "device": "cpu", **train}}
+    return config_from_dict(values)
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_root, tmp_path, monkeypatch, reset):
+    """Stage 1 (seg) takes 2 steps; stage 2 starts with no moments, or with those of the 2 steps."""
+    real = engine.train_one_epoch
+    seen = {}
+
+    def recording(model, loader, optimizer, strategy, stage, *args, **kwargs):
+        names = {id(p): name for name, p in model.named_parameters()}
+        seen[stage.index] = {names[id(p)]: state["step"].item() for p, state in optimizer.state.items()}
+        return real(model, loader, optimizer, strategy, stage, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", recording)
+    config = _config(synthetic_root, reset_optimizer=reset)
+    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+    assert seen[0] == {}
+    if reset:
+        assert seen[1] == {}
+    else:
+        assert "heads.seg.conv.weight" in seen[1] and set(seen[1].values()) == {2.0}
+        assert not [name for name in seen[1] if name.startswith(("heads.det", "heads.cls"))]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root, tmp_path_factory):
+    """The weights at the end of an uninterrupted 2-stage, 2-epoch run that resets the optimiser."""
+    config = _config(synthetic_root, epochs=2, reset_optimizer=True)
+    out = tmp_path_factory.mktemp("uninterrupted")
+    execute(Run(config, run_spec(config, "none", 0), out, log=lambda line: None))
+    return torch.load(out / "model.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("killed_after", [3, 4], ids=["at-the-stage-boundary", "inside-stage-2"])
+def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, uninterrupted,
+                                                                           killed_after):
+    """Killed before the checkpoint of epoch 3 (resumes at stage 2's start: reset) or of epoch 4 (resumes
+    inside stage 2, whose moments the checkpoint holds: no reset)."""
+    config = _config(synthetic_root, epochs=2, reset_optimizer=True)
+    lines = []
+
+    def killing(line):
+        lines.append(line)
+        if len(lines) == killed_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(Run(config, run_spec(config, "none", 0), tmp_path, log=killing))
+    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+    resumed = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert all(torch.equal(value, resumed[key]) for key, value in uninterrupted.items())
+
+
+@pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"none"}))
+def test_every_strategys_extra_terms_change_the_update(small_data, name):
+    """After stage 1 (seg), two AdamW steps on stage 2 (det) batches, with the strategy's terms and with them
+    times 0: only the terms give the seg head a gradient, so it must end elsewhere."""
+    torch.manual_seed(0)
+    model = build_model(SMALL_MODEL)
+    options = {"ewc": {"fisher_samples": 2}}.get(name, {"batch_size": 2} if "replay" in name else {})
+    strategy = create_strategy(name, options)
+    first, second = _stage(0, small_data), _stage(1, small_data)
+    strategy.before_stage(model, first)
+    strategy.after_stage(model, first)
+    strategy.before_stage(model, second)
+
+    def trained(zeroed: bool) -> dict[str, torch.Tensor]:
+        student, copied = copy.deepcopy(model), copy.deepcopy(strategy)
+        if zeroed:
+            terms = copied.extra_loss
+            copied.extra_loss = lambda *args: {k: v * 0.0 for k, v in terms(*args).items()}
+        optimizer = torch.optim.AdamW(student.parameters(), lr=8e-4, weight_decay=1e-4)
+        loader = DataLoader(small_data["det"], batch_size=2, shuffle=False, collate_fn=collate)
+        row = train_one_epoch(student, loader, optimizer, copied, second, torch.device("cpu"), "test")
+        logged = [value for key, value in row.items() if key.startswith(f"{name.split('_')[0]}_")]
+        assert logged and (max(logged) == 0.0) == zeroed
+        return dict(student.named_parameters())
+
+    with_terms, without = trained(zeroed=False), trained(zeroed=True)
+    assert not torch.equal(with_terms["heads.seg.conv.weight"], without["heads.seg.conv.weight"])
