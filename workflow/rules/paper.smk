@@ -10,6 +10,7 @@ if REPORT_DIR == "paper":
         input:
             tex="paper/main.tex",
             bib="paper/references.bib",
+            ewc_sweep="paper/ewc_sweep.tex",
             report=REPORT_FILES,
         output:
             "paper/main.pdf",

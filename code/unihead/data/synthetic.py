@@ -104,10 +104,10 @@ def write_detection(root: Path, split: str, count: int, size: int, rng: np.rando
         width, height = int(size * rng.uniform(0.75, 1.3)), int(size * rng.uniform(0.75, 1.3))
         image = _background(rng, width, height)
         draw = ImageDraw.Draw(image)
-        for _ in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 3))):
             label = int(rng.integers(len(CLASS_COLOURS)))
             shape, colour = SHAPES[int(rng.integers(len(SHAPES)))], CLASS_COLOURS[label]
-            x0, y0, x1, y1 = _place(rng, width, height, 0.2, 0.45)
+            x0, y0, x1, y1 = _place(rng, width, height, 0.25, 0.5)
             _draw_shape(draw, shape, (x0, y0, x1, y1), _jitter(rng, colour))
             w, h = x1 - x0 + 1, y1 - y0 + 1
             annotations.append({"id": len(annotations) + 1, "image_id": image_id,

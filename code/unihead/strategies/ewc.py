@@ -95,8 +95,9 @@ class ElasticWeightConsolidation(Strategy):
 
     @dataclass(frozen=True)
     class Options:
-        penalty_weight: float = 1000.0
-        """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights)."""
+        penalty_weight: float = 1.0
+        """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
+        best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
         fisher_samples: int = 200
         """Training inputs of each finished task whose squared scores make its Fisher."""
         decay: float = 1.0
