@@ -44,6 +44,12 @@ def test_values_are_read_and_round_trip():
          "config key 'data.official.voc': checksum 'md5:abc' of u: expected 'md5:<32 hex digits>'"),
         ({"data": {"official": {"coco_image_url": "http://x/img.jpg"}}}, "expected a URL containing '\\{file_name\\}'"),
         ({"data": {"official": {"timeout_s": 0}}}, "'data.official.timeout_s': expected a positive number, got 0"),
+        ({"threshold_rule": "points"}, "'threshold_rule': expected one of \\['relative', 'relative_to_chance'"),
+        ({"threshold": 5}, "'threshold': expected a number from 0 to below 1"),
+        ({"learned_margin": -0.1}, "'learned_margin': expected a number from 0 to below 1"),
+        ({"train": {"bn": "frozen"}}, "'train.bn': expected one of \\['train', 'freeze_after_first'\\]"),
+        ({"train": {"reset_optimizer": "yes"}}, "'train.reset_optimizer': expected bool"),
+        ({"workflow": {"threads_per_run": 0}}, "'workflow.threads_per_run': expected at least 1"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

@@ -244,7 +244,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options of each forgetting strategy by its registry name (``ewc: {lambda: 1000}``); a strategy
+    """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``); a strategy
     checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
     threshold: float = 0.05
     """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
@@ -254,6 +254,12 @@ class ExperimentConfig:
     """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
     for the task to count as learned; a task that was not learned is reported "not learned", never "pass"."""
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("threshold", "learned_margin"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"config key '{key}': expected a number from 0 to below 1 (a fraction, or a "
+                                  f"difference on the metrics' 0..1 scale), got {getattr(self, key)}")
 
 
 def _type_name(tp: Any) -> str:
