@@ -25,17 +25,19 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "python -m unihead report --config {input.config} {input.metrics} --inference {input.inference}"
-        " --out {params.out} > {log} 2>&1"
+        "python -m unihead report --config {input.config:q} {input.metrics:q} --inference {input.inference:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule readme:
-    """Copy the experiment's forgetting and final-metrics tables into README.md (target: snakemake readme)."""
+    """Copy the experiment's final-metrics, forgetting and continual tables into README.md (target: snakemake readme)."""
     input:
         config=RESOLVED_CONFIG,
         final=f"{REPORT_DIR}/tables/final_metrics.md",
         forgetting=f"{REPORT_DIR}/tables/forgetting.md",
+        continual=f"{REPORT_DIR}/tables/continual.md",
     log:
         f"{RESULTS}/logs/readme.log",
     shell:
-        "python -m unihead readme --config {input.config} {input.final} {input.forgetting} > {log} 2>&1"
+        "python -m unihead readme --config {input.config:q} {input.final:q} {input.forgetting:q} {input.continual:q}"
+        " > {log:q} 2>&1"

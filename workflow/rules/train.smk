@@ -17,10 +17,12 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}-seed{{seed}}.tsv"
     threads: EXPERIMENT.workflow.threads_per_run
+    # sequence runs (three stages) before the single-stage baselines, so the short jobs fill the end
+    priority: lambda wildcards: 0 if wildcards.run.startswith("baseline-") else 1
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
         mem_mb=16000,
         runtime=EXPERIMENT.workflow.runtime_minutes,
     shell:
-        "python -m unihead train --config {input.config} --manifest {input.manifest} --run {wildcards.run}"
-        " --seed {wildcards.seed} --out {params.out} > {log} 2>&1"
+        "python -m unihead train --config {input.config:q} --manifest {input.manifest:q} --run {wildcards.run:q}"
+        " --seed {wildcards.seed:q} --out {params.out:q} > {log:q} 2>&1"
