@@ -24,11 +24,11 @@ from PIL import Image
 
 from unihead.cli import main
 from unihead.config import DataConfig, Download, OfficialConfig
-from unihead.data.archives import extract_selected
+from unihead.data.archives import SizeCap, extract_selected
 from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS, voc_palette
 from unihead.data.errors import DatasetError, DownloadError
 from unihead.data.manifest import MANIFEST
-from unihead.data.prepare import prepare_data
+from unihead.data.prepare import RECORD, prepare_data
 from unihead.data.subsets import read_subsets
 from unihead.files import sha256_file
 
@@ -215,8 +215,9 @@ def build(sources: dict, tmp_path: Path, **changes) -> tuple[Path, dict]:
 
 
 def dataset_files(root: Path) -> dict[str, bytes]:
+    """The files of the data root but the COCO annotations and the record of the build."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and p.name != "annotations.json"}
+            and p.name not in ("annotations.json", RECORD)}
 
 
 def assert_no_dataset(root: Path) -> None:
@@ -232,6 +233,10 @@ def test_builds_exactly_the_listed_files_with_their_original_bytes(sources, tmp_
                                                                  for s in ("train", "val")}
     assert manifest["files"]["mini_voc_seg/val/SegmentationClass/2009_000200.png"]["sha256"] == \
         sha256_file(root / "mini_voc_seg/val/SegmentationClass/2009_000200.png")
+    record = json.loads((root / RECORD).read_text())
+    assert record["source"] == "official"
+    assert {f"{folder}/{name}": size for folder, files in record["folders"].items() for name, size in files.items()} \
+        == {name: entry["bytes"] for name, entry in manifest["files"].items()}
 
     train = json.loads((root / "mini_coco_det/train/annotations.json").read_text())
     assert [image["id"] for image in train["images"]] == COCO_IDS["train"]
@@ -312,11 +317,12 @@ def test_a_symbolic_link_in_a_zip_is_refused(tmp_path):
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         handle.writestr(info, "/etc/passwd")
     with pytest.raises(DatasetError, match=r"member 'val2017/000000000139.jpg' is a symbolic link"):
-        extract_selected(archive, lambda name: tmp_path / "out" / name)
+        extract_selected(archive, lambda name: tmp_path / "out" / name, SizeCap(1 << 20, "a test file"))
     assert not (tmp_path / "out").exists()
 
 
 def test_a_download_that_keeps_failing_is_an_error_and_leaves_no_dataset(sources, tmp_path):
+    """The first two datasets are built, but nothing moves into the data root until all three are checked."""
     sources["server"].truncate["/imagenette2-160.tgz"] = 5
     try:
         with pytest.raises(DownloadError, match=r"Imagenette 160 px: could not download http://127.0.0.1:\d+/"
@@ -324,8 +330,7 @@ def test_a_download_that_keeps_failing_is_an_error_and_leaves_no_dataset(sources
             build(sources, tmp_path)
     finally:
         sources["server"].truncate.clear()
-    root = tmp_path / "data"
-    assert {p.name for p in root.iterdir()} == {"mini_voc_seg", "mini_coco_det"}
+    assert list((tmp_path / "data").iterdir()) == []
     assert (tmp_path / "cache" / "imagenette2-160.tgz.part").is_file()
 
 
@@ -355,7 +360,7 @@ def test_an_archive_with_a_member_outside_the_target_is_refused(sources, tmp_pat
     with pytest.raises(DatasetError, match=r"member 'imagenette2-160/../../escaped.txt' would be written outside"):
         build(sources, tmp_path, imagenette=Download(f"{sources['server'].url}/evil.tgz", md5(evil)))
     assert not list(tmp_path.rglob("escaped.txt"))
-    assert {p.name for p in (tmp_path / "data").iterdir()} == {"mini_voc_seg", "mini_coco_det"}
+    assert list((tmp_path / "data").iterdir()) == []
 
 
 def test_a_listed_id_missing_from_the_archive_is_an_error_naming_it(sources, tmp_path):

@@ -9,11 +9,12 @@ import pytest
 
 from unihead.cli import main
 from unihead.data import DatasetError
+from unihead.data.manifest import MANIFEST
 from unihead.data.prepare import prepare_folder, validate_folder
 from unihead.files import sha256_file
 
 
-def test_synthetic_source_writes_data_and_manifest(tmp_path, capsys):
+def test_synthetic_source_writes_data_and_manifest(tmp_path):
     config = tmp_path / "exp.yaml"
     config.write_text(f"data:\n  source: synthetic\n  root: {tmp_path / 'data'}\n"
                       "  synthetic: {n_train: 10, n_val: 10, image_size: 40}\n")
@@ -23,8 +24,32 @@ def test_synthetic_source_writes_data_and_manifest(tmp_path, capsys):
     assert len(manifest["files"]) == 3 * 20 + 20 + 2
     some, entry = next(iter(manifest["files"].items()))
     assert entry["sha256"] == sha256_file(tmp_path / "data" / some)
-    assert main(["prepare", "--config", str(config), "--manifest", str(tmp_path / "again.json")]) == 2
-    assert "already holds" in capsys.readouterr().err
+
+
+def test_an_edited_synthetic_config_regenerates_but_a_users_file_stops_it(tmp_path, capsys):
+    config, root = tmp_path / "exp.yaml", tmp_path / "data"
+
+    def prepare(n_train: int) -> int:
+        config.write_text(f"data:\n  source: synthetic\n  root: {root}\n"
+                          f"  synthetic: {{n_train: {n_train}, n_val: 10, image_size: 40}}\n")
+        return main(["prepare", "--config", str(config)])
+
+    assert prepare(10) == 0
+    assert prepare(12) == 0
+    manifest = (root / MANIFEST).read_text()
+    assert len(json.loads(manifest)["files"]) == 3 * 22 + 22 + 2
+    assert sorted(p.name for p in root.iterdir()) == \
+        [".unihead-prepare.json", "imagenette_160", MANIFEST, "mini_coco_det", "mini_voc_seg"]
+    notes = root / "mini_voc_seg" / "train" / "notes.txt"
+    notes.write_text("mine\n")
+    assert prepare(14) == 2
+    assert f"{notes}: not as `unihead prepare` wrote it" in capsys.readouterr().err
+    assert notes.read_text() == "mine\n"
+    assert (root / MANIFEST).read_text() == manifest
+    assert len(list((root / "mini_voc_seg" / "train" / "JPEGImages").iterdir())) == 12
+    notes.unlink()
+    assert prepare(14) == 0
+    assert len(json.loads((root / MANIFEST).read_text())["files"]) == 3 * 24 + 24 + 2
 
 
 def test_folder_source_validates_every_file(synthetic_root, tmp_path):

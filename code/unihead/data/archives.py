@@ -2,22 +2,32 @@
 
 Only the members a caller selects are written (a 2 GB VOC archive yields 600 files, not 17,000), but
 every member name is checked: an archive holding an absolute path or a ``..`` component is refused
-as a whole, whether or not that member was selected.
+as a whole, whether or not that member was selected. Each selected member is read up to a size cap
+given by the caller and no further, whatever its header declares: a small member that inflates to
+gigabytes stops at the cap.
 """
 
 from __future__ import annotations
 
-import shutil
 import stat
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import IO, NamedTuple
 
 from unihead.data.errors import DatasetError
 
 Selector = Callable[[str], "Path | None"]
 """Maps an archive member's name to the file it should be written to, or None to skip it."""
+CHUNK = 1 << 20
+
+
+class SizeCap(NamedTuple):
+    """The most bytes one extracted member may hold, and what kind of member that is (for the error)."""
+
+    max_bytes: int
+    what: str
 
 
 def check_member_name(archive: Path, name: str) -> None:
@@ -28,17 +38,36 @@ def check_member_name(archive: Path, name: str) -> None:
                            "this archive (it is not the official file, or it was tampered with)")
 
 
-def _write(source, dest: Path, archive: Path, name: str, written: set[Path]) -> None:
+def _copy_capped(source: IO[bytes], handle: IO[bytes], cap: SizeCap, archive: Path, name: str) -> None:
+    """Copy at most ``cap.max_bytes``; one byte more is an error (the bytes are counted, not the header)."""
+    copied = 0
+    while chunk := source.read(min(CHUNK, cap.max_bytes + 1 - copied)):
+        copied += len(chunk)
+        if copied > cap.max_bytes:
+            raise DatasetError(f"{archive}: member {name!r} holds more than {cap.max_bytes:,} bytes, the cap for "
+                               f"{cap.what}; stopped reading it (the official archive holds no such member: "
+                               "a corrupted or tampered file)")
+        handle.write(chunk)
+
+
+def _write(source: IO[bytes], dest: Path, cap: SizeCap, archive: Path, name: str, written: set[Path]) -> None:
     if dest in written:
         raise DatasetError(f"{archive}: two members map to {dest} (the second is {name!r})")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("wb") as handle:
-        shutil.copyfileobj(source, handle)
+    try:
+        with dest.open("wb") as handle:
+            _copy_capped(source, handle, cap, archive, name)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     written.add(dest)
 
 
-def extract_selected(archive: Path, select: Selector) -> set[Path]:
-    """Write the selected regular-file members of a tar (any compression) or zip archive; return the files."""
+def extract_selected(archive: Path, select: Selector, cap: SizeCap) -> set[Path]:
+    """Write the selected regular-file members of a tar (any compression) or zip archive; return the files.
+
+    Each member is cut off with an error past ``cap``.
+    """
     written: set[Path] = set()
     try:
         if zipfile.is_zipfile(archive):
@@ -50,7 +79,7 @@ def extract_selected(archive: Path, select: Selector) -> set[Path]:
                         raise DatasetError(f"{archive}: member {info.filename!r} is a symbolic link, not a file")
                     if dest is not None and not info.is_dir():
                         with handle.open(info) as source:
-                            _write(source, dest, archive, info.filename, written)
+                            _write(source, dest, cap, archive, info.filename, written)
             return written
         with tarfile.open(archive, "r:*") as handle:
             for member in handle:
@@ -61,18 +90,19 @@ def extract_selected(archive: Path, select: Selector) -> set[Path]:
                 if not member.isfile():
                     raise DatasetError(f"{archive}: member {member.name!r} is not a regular file")
                 source = handle.extractfile(member)
-                _write(source, dest, archive, member.name, written)
+                _write(source, dest, cap, archive, member.name, written)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
         raise DatasetError(f"{archive}: not a readable tar or zip archive ({err})") from err
     return written
 
 
-def extract_files(archive: Path, targets: dict[str, Path], listed_in: str, select: Selector | None = None) -> None:
-    """Write the files in ``targets`` (name -> file); every one of them must be found in the archive.
+def extract_files(archive: Path, targets: dict[str, Path], listed_in: str, cap: SizeCap,
+                  select: Selector | None = None) -> None:
+    """Write the files in ``targets`` (name -> file), each at most ``cap``; all of them must be in the archive.
 
     The names are member names unless ``select`` maps member names to the target files another way.
     """
-    written = extract_selected(archive, select or targets.get)
+    written = extract_selected(archive, select or targets.get, cap)
     missing = [name for name, dest in targets.items() if dest not in written]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -2,8 +2,9 @@
 
 Images and masks are the archives' own bytes (never re-encoded), and the COCO annotation files are
 written with sorted keys, so two builds from the same archives and id lists are identical files.
-Each dataset is assembled in a hidden staging folder beside its final place and moved there only
-when complete: a failed build leaves no half-built dataset behind.
+The builder writes into the folder it is given: ``unihead.data.prepare`` gives it a hidden staging
+folder, validates what it built and only then moves it into the data root, so a failed build leaves
+the data root as it was. Archive members are read up to a size cap per kind of file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from unihead.config import OfficialConfig
-from unihead.data.archives import extract_files
+from unihead.data.archives import SizeCap, extract_files
 from unihead.data.download import fetch, fetch_verified
 from unihead.data.errors import DatasetError
 from unihead.data.subsets import SPLITS, Subsets, read_subsets
@@ -31,31 +32,25 @@ COCO_FILE_NAME = re.compile(r"[\w-]+\.jpg")
 """A COCO image's file name: used in paths and URLs, so nothing that could climb out of a folder."""
 IMAGENETTE_FOLDERS = ("imagenette2-160/train/", "imagenette2-160/val/")
 """The archive's own split folders; a listed file is looked up in both."""
+IMAGE_CAP = SizeCap(50 << 20, "a listed image or mask")
+"""50 MB: the official images and masks are a few hundred KB at most."""
+ANNOTATIONS_CAP = SizeCap(1 << 30, "the COCO annotations file")
+"""1 GB: the official instances_val2017.json is about 25 MB (instances_train2017.json about 450 MB)."""
 
 
 class OfficialBuilder:
-    """Downloads (cached in ``config.cache``) and assembles one dataset folder per task under ``root``."""
+    """Downloads (cached in ``config.cache``) and assembles one dataset folder per task under ``out``."""
 
-    def __init__(self, config: OfficialConfig, root: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(self, config: OfficialConfig, out: Path, log: Callable[[str], None] = print) -> None:
         self.config = config
-        self.root = root
+        self.out = out
         self.cache = Path(config.cache)
         self.subsets: Subsets = read_subsets(Path(config.subsets))
         self.log = log
 
     def build_all(self) -> None:
         for task, build in ((SEG, self._build_voc), (DET, self._build_coco), (CLS, self._build_imagenette)):
-            final = self.root / DATASET_DIRS[task]
-            staging = self.root / f".{DATASET_DIRS[task]}.partial"
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
-                build(staging)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            shutil.rmtree(final, ignore_errors=True)
-            staging.replace(final)
-            self.log(f"{final}: {sum(len(v) for v in self.subsets.ids[task].values())} images")
+            build(self.out / DATASET_DIRS[task])
 
     def _archive(self, name: str, what: str) -> Path:
         download = getattr(self.config, name)
@@ -74,7 +69,7 @@ class OfficialBuilder:
                 for folder, suffix in (("JPEGImages", ".jpg"), ("SegmentationClass", ".png")):
                     member = VOC_MEMBER.format(folder=folder, id=image_id, suffix=suffix)
                     targets[member] = out / split / folder / f"{image_id}{suffix}"
-        extract_files(archive, targets, self._lists(SEG))
+        extract_files(archive, targets, self._lists(SEG), IMAGE_CAP)
 
     def _build_imagenette(self, out: Path) -> None:
         archive = self._archive("imagenette", "Imagenette 160 px")
@@ -86,12 +81,14 @@ class OfficialBuilder:
                     return wanted.get(member[len(folder):])
             return None
 
-        extract_files(archive, wanted, f"{self._lists(CLS)} (looked up in {' and '.join(IMAGENETTE_FOLDERS)})", select)
+        extract_files(archive, wanted, f"{self._lists(CLS)} (looked up in {' and '.join(IMAGENETTE_FOLDERS)})",
+                      IMAGE_CAP, select)
 
     def _build_coco(self, out: Path) -> None:
         archive = self._archive("coco_annotations", "COCO 2017 annotations")
         instances_file = out / "instances_val2017.json"
-        extract_files(archive, {COCO_INSTANCES_MEMBER: instances_file}, "the COCO 2017 annotations archive")
+        extract_files(archive, {COCO_INSTANCES_MEMBER: instances_file}, "the COCO 2017 annotations archive",
+                      ANNOTATIONS_CAP)
         instances = json.loads(instances_file.read_text())
         instances_file.unlink()
         categories = self._coco_categories(instances, archive)
@@ -128,7 +125,7 @@ class OfficialBuilder:
         archive = self._archive("coco_val_zip", "COCO 2017 val images")
         targets = {COCO_ZIP_MEMBER.format(file_name=image["file_name"]): out / split / "images" / image["file_name"]
                    for split, images in splits.items() for image in images}
-        extract_files(archive, targets, self._lists(DET))
+        extract_files(archive, targets, self._lists(DET), IMAGE_CAP)
 
     def _coco_images_from_server(self, splits: dict[str, list[dict[str, Any]]], out: Path) -> None:
         cache = self.cache / "coco_val2017"
@@ -180,6 +177,6 @@ def image_size_verifier(image: dict[str, Any]) -> Callable[[Path], str | None]:
     return verify
 
 
-def build_official(config: OfficialConfig, root: Path, log: Callable[[str], None] = print) -> None:
-    """Build mini_voc_seg/, mini_coco_det/ and imagenette_160/ under ``root`` from the official sources."""
-    OfficialBuilder(config, root, log).build_all()
+def build_official(config: OfficialConfig, out: Path, log: Callable[[str], None] = print) -> None:
+    """Build mini_voc_seg/, mini_coco_det/ and imagenette_160/ under ``out`` from the official sources."""
+    OfficialBuilder(config, out, log).build_all()
