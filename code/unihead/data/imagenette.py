@@ -1,4 +1,4 @@
-"""Imagenette folders: ``{split}/<wnid>/*.JPEG``, labels in sorted wnid order."""
+"""Imagenette folders: ``{split}/<wnid>/*.JPEG``; a class's label is its index in ``IMAGENETTE_WNIDS``."""
 
 from __future__ import annotations
 
@@ -7,21 +7,29 @@ from pathlib import Path
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from unihead.data.categories import IMAGENETTE_WNIDS
 from unihead.data.errors import DatasetError
 from unihead.data.images import read_image, require_dir
 from unihead.data.transforms import build_transforms
-from unihead.tasks import NUM_CLS_CLASSES
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def check_class_folders(base: Path) -> None:
+    """The split's class folders must be exactly Imagenette's wnids: with a renamed, missing or extra
+    folder, labels would no longer mean the same class in every split."""
+    found = {p.name for p in base.iterdir() if p.is_dir()}
+    unexpected, missing = sorted(found - set(IMAGENETTE_WNIDS)), sorted(set(IMAGENETTE_WNIDS) - found)
+    if unexpected or missing:
+        raise DatasetError(f"{base}: class folders must be Imagenette's {len(IMAGENETTE_WNIDS)} wnids; "
+                           f"unexpected: {unexpected or 'none'}, missing: {missing or 'none'}")
 
 
 class ImagenetteClassification(Dataset):
     def __init__(self, root: Path, split: str, size: int, train: bool) -> None:
         base = require_dir(Path(root) / split, f"classification '{split}' split")
-        self.classes = sorted(p.name for p in base.iterdir() if p.is_dir())
-        if len(self.classes) != NUM_CLS_CLASSES:
-            raise DatasetError(f"{base}: expected {NUM_CLS_CLASSES} class folders, found {len(self.classes)}: "
-                               f"{self.classes}")
+        check_class_folders(base)
+        self.classes = list(IMAGENETTE_WNIDS)
         self.samples: list[tuple[Path, int]] = []
         for label, wnid in enumerate(self.classes):
             files = sorted(p for p in (base / wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
