@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -41,3 +43,20 @@ def test_train_with_an_unknown_run_name_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", "--config", str(config), "--run", "si", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si'; expected a strategy [")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_terminated_training_unwinds_and_removes_its_lock(synthetic_root, tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"data:\n  root: {synthetic_root}\n  image_size: 64\n"
+                      "train:\n  epochs: 50\n  batch_size: 4\n  limit_train: 8\n  limit_val: 6\n  device: cpu\n")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "unihead", "train", "--config", str(config), "--run",
+                             "baseline-cls", "--out", str(out)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:  # until the second epoch is done: the first one's checkpoint is saved
+        if "epoch 2/50" in line:
+            break
+    assert (out / "run.lock").is_file()
+    proc.terminate()
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert (out / "checkpoint.pt").is_file() and not (out / "run.lock").exists()

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from unihead.cli import main
+from unihead.config import load_config
 from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
 from unihead.report.tables import forgetting_caption, forgetting_display
+from unihead.runs import run_names
 
 TASKS = ["seg", "det", "cls"]
 PRIMARY = {"seg": "miou", "det": "map_50", "cls": "top1"}
@@ -24,7 +26,7 @@ CHANCE = {"seg": 0.02, "det": 0.0, "cls": 0.10}
 """Background-everywhere mIoU, mAP of no detections, 1 / 10 classes."""
 
 
-def _write(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None:
+def write_run(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None:
     folder = runs_dir / name / f"seed{seed}"
     folder.mkdir(parents=True)
     kind = "baseline" if name.startswith("baseline-") else "sequence"
@@ -34,7 +36,7 @@ def _write(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> None
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
-def _runs_dir(tmp_path: Path, seeds=(0,), seg_final=(0.10,), seg_base=None, matrix=R, single=SINGLE) -> Path:
+def runs_folder(tmp_path: Path, seeds=(0,), seg_final=(0.10,), seg_base=None, matrix=R, single=SINGLE) -> Path:
     """A ``none`` sequence run and the three single-task baselines per seed; ``seg_base``/``seg_final``
     replace seg's score after its own stage / at the end, seed by seed."""
     runs = tmp_path / "runs"
@@ -43,14 +45,14 @@ def _runs_dir(tmp_path: Path, seeds=(0,), seg_final=(0.10,), seg_base=None, matr
         scores[2][0] = final
         if seg_base is not None:
             scores[0][0] = seg_base[k]
-        _write(runs, "none", seed, scores, TASKS, R_INITIAL)
+        write_run(runs, "none", seed, scores, TASKS, R_INITIAL)
         for task, score in single.items():
-            _write(runs, f"baseline-{task}", seed, [[score]], [task], [0.0])
+            write_run(runs, f"baseline-{task}", seed, [[score]], [task], [0.0])
     return runs
 
 
 def test_drops_from_both_baselines_intransigence_and_verdicts(tmp_path):
-    table = forgetting_table(load_runs(_runs_dir(tmp_path)), Verdict()).set_index("task")
+    table = forgetting_table(load_runs(runs_folder(tmp_path)), Verdict()).set_index("task")
     # seg: 0.40 after its stage -> 0.10 at the end: 75% relative, 30 points, 0.30 / (0.40 - 0.02) of the
     # margin over chance; single baseline 0.50: 80%, 40 points
     assert table.loc["seg", ["final", "chance", "base_stage", "base_single"]].tolist() == [0.10, 0.02, 0.40, 0.50]
@@ -72,7 +74,7 @@ def test_drops_from_both_baselines_intransigence_and_verdicts(tmp_path):
 
 
 def test_other_threshold_rules_on_a_worked_case(tmp_path):
-    runs = load_runs(_runs_dir(tmp_path))
+    runs = load_runs(runs_folder(tmp_path))
     # relative to chance: cls single 0.035 / (0.735 - 0.10) = 5.51% fails at 5%, passes at 6%;
     # seg 0.30 / 0.38 and det 0.03 / 0.30 fail
     to_chance = forgetting_table(runs, Verdict(0.05, "relative_to_chance")).set_index("task")
@@ -105,7 +107,7 @@ def test_a_baseline_near_zero_is_not_learned_not_a_huge_negative_drop_that_passe
     # old rule passed; the baseline is not learned_margin (0.05) above chance (0.0), so nothing was kept
     matrix = [row[:] for row in R]
     matrix[1][1], matrix[2][1] = 0.001, 0.05
-    table = forgetting_table(load_runs(_runs_dir(tmp_path, matrix=matrix, single={**SINGLE, "det": 0.001})),
+    table = forgetting_table(load_runs(runs_folder(tmp_path, matrix=matrix, single={**SINGLE, "det": 0.001})),
                              Verdict()).set_index("task")
     assert table.loc["det", "rel_drop_stage"] == pytest.approx(-49.0)
     assert table.loc["det", ["verdict_stage", "verdict_single"]].tolist() == ["not learned", "not learned"]
@@ -115,7 +117,7 @@ def test_a_classifier_at_chance_trained_last_does_not_pass(tmp_path):
     # cls at 0.10 with 10 classes, after its stage and alone: drop 0 from both, which the old rule passed
     matrix = [row[:] for row in R]
     matrix[2][2] = 0.10
-    table = forgetting_table(load_runs(_runs_dir(tmp_path, matrix=matrix, single={**SINGLE, "cls": 0.10})),
+    table = forgetting_table(load_runs(runs_folder(tmp_path, matrix=matrix, single={**SINGLE, "cls": 0.10})),
                              Verdict()).set_index("task")
     assert table.loc["cls", ["verdict_stage", "verdict_single"]].tolist() == ["n/a", "not learned"]
 
@@ -123,19 +125,19 @@ def test_a_classifier_at_chance_trained_last_does_not_pass(tmp_path):
 def test_seeds_are_averaged_before_dividing(tmp_path):
     # seg after its stage 0.10 and 0.90, at the end 0.088 and 0.90: per-seed drops 12% and 0%, whose mean 6%
     # fails; the seed-averaged scores 0.50 -> 0.494 drop 1.2%: pass (one seed in two passes on its own)
-    runs = load_runs(_runs_dir(tmp_path, seeds=(0, 1), seg_base=(0.10, 0.90), seg_final=(0.088, 0.90)))
+    runs = load_runs(runs_folder(tmp_path, seeds=(0, 1), seg_base=(0.10, 0.90), seg_final=(0.088, 0.90)))
     seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
     assert seg["rel_drop_stage_mean"] == pytest.approx(0.06)
     assert seg["rel_drop_stage"] == pytest.approx(0.012)
     assert seg["verdict_stage"] == "pass" and seg["pass_rate_stage"] == 0.5
     # gated by the averaged baseline: bases 0.02 and 0.10 (chance 0.02) average 0.06, less than 0.05 above chance
-    runs = load_runs(_runs_dir(tmp_path / "low", seeds=(0, 1), seg_base=(0.02, 0.10), seg_final=(0.02, 0.10)))
+    runs = load_runs(runs_folder(tmp_path / "low", seeds=(0, 1), seg_base=(0.02, 0.10), seg_final=(0.02, 0.10)))
     seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
     assert seg["verdict_stage"] == "not learned" and seg["pass_rate_stage"] == 0.5
 
 
 def test_bwt_forgetting_and_seed_statistics(tmp_path):
-    runs = load_runs(_runs_dir(tmp_path, seeds=(0, 1), seg_final=(0.10, 0.20)))
+    runs = load_runs(runs_folder(tmp_path, seeds=(0, 1), seg_final=(0.10, 0.20)))
     summary = summary_table(runs, Verdict()).set_index(["strategy", "task"])
     overall = summary.loc[("none", "all")]
     # seed 0: BWT = mean(0.10-0.40, 0.27-0.30) = -0.165; seed 1: mean(0.20-0.40, -0.03) = -0.115
@@ -157,7 +159,7 @@ def test_bwt_forgetting_and_seed_statistics(tmp_path):
 
 
 def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
-    summary = summary_table(load_runs(_runs_dir(tmp_path)), Verdict())
+    summary = summary_table(load_runs(runs_folder(tmp_path)), Verdict())
     assert math.isnan(summary.set_index(["strategy", "task"]).loc[("none", "seg"), "final_std"])
     display = forgetting_display(summary, Verdict())
     assert display.columns.tolist() == ["Strategy", "Task", "Final", "Chance", "Drop/stage (%)", "Verdict (stage)",
@@ -171,57 +173,18 @@ def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
     assert "'not learned': the baseline is less than 5 points above" in forgetting_caption(Verdict())
 
 
-def test_missing_single_baseline_names_the_folder(tmp_path):
-    runs = _runs_dir(tmp_path)
+def test_without_a_single_baseline_when_allowed_its_columns_are_empty(tmp_path):
+    # (without --no-single-baseline, a missing baseline is an error: see test_bad_input_runs.py)
+    runs = runs_folder(tmp_path)
     (runs / "baseline-det" / "seed0" / "metrics.json").unlink()
     (runs / "baseline-det" / "seed0").rmdir()
-    with pytest.raises(ValueError, match=r"no single-task baseline for det seed 0: expected .*runs/baseline-det/seed0"):
-        forgetting_table(load_runs(runs), Verdict())
     table = forgetting_table(load_runs(runs), Verdict(), require_single_baseline=False).set_index("task")
     assert math.isnan(table.loc["det", "base_single"]) and math.isnan(table.loc["det", "intransigence"])
     assert table.loc["det", "verdict_single"] == "n/a"
 
 
-def test_malformed_metrics_name_the_file(tmp_path):
-    runs = _runs_dir(tmp_path)
-    path = runs / "none" / "seed0" / "metrics.json"
-    metrics = json.loads(path.read_text())
-    del metrics["R"]
-    path.write_text(json.dumps(metrics))
-    with pytest.raises(ValueError, match=r"none/seed0/metrics.json: missing key\(s\) \['R'\]"):
-        load_runs(runs)
-    metrics["R"] = R
-    metrics["chance"] = [0.02, 0.0]
-    path.write_text(json.dumps(metrics))
-    with pytest.raises(ValueError, match=r"none/seed0/metrics.json: key 'chance' has 2 values; expected one per"):
-        load_runs(runs)
-    del metrics["chance"]  # results from before the engine measured chance
-    path.write_text(json.dumps(metrics))
-    with pytest.raises(ValueError, match=r"none/seed0/metrics.json: missing key\(s\) \['chance'\]"):
-        load_runs(runs)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=r"empty: no run results"):
-        load_runs(tmp_path / "empty")
-    with pytest.raises(ValueError, match=r"missing: neither a folder of runs nor a metrics.json file"):
-        load_runs(tmp_path / "missing")
-    with pytest.raises(ValueError, match=r"seed7/metrics.json: run results not found"):
-        load_runs([tmp_path / "seed7" / "metrics.json"])
-    assert len(load_runs(sorted(runs.glob("baseline-*/seed0/metrics.json")))) == 3
-
-
-def test_baselines_alone_and_a_run_given_twice_are_errors(tmp_path):
-    runs = _runs_dir(tmp_path)
-    baselines = sorted(runs.glob("baseline-*/seed0/metrics.json"))
-    with pytest.raises(ValueError, match=r"only single-task baseline runs .*need at least one strategy run"):
-        summary_table(load_runs(baselines), Verdict())
-    copy = tmp_path / "copy.json"
-    copy.write_text((runs / "none" / "seed0" / "metrics.json").read_text())
-    with pytest.raises(ValueError, match=r"copy.json and .*none/seed0/metrics.json: both are run 'none' seed 0"):
-        load_runs([runs, copy])
-
-
 def test_cli_writes_both_tables(tmp_path, capsys):
-    runs = _runs_dir(tmp_path)
+    runs = runs_folder(tmp_path)
     assert main(["forgetting", str(runs), "--out", str(tmp_path / "tables")]) == 0
     per_seed = pd.read_csv(tmp_path / "tables" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
     assert per_seed["rel_drop_stage"].tolist()[:2] == pytest.approx([0.75, 0.1])
@@ -236,3 +199,20 @@ def test_cli_writes_both_tables(tmp_path, capsys):
                  "--learned-margin", "0.5"]) == 0
     per_seed = pd.read_csv(tmp_path / "absolute" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
     assert per_seed["verdict_single"].tolist() == ["not learned", "not learned", "pass"]
+
+
+def test_the_experiment_lists_the_runs_and_sets_the_verdict(tmp_path):
+    runs = runs_folder(tmp_path, seeds=(0, 1), seg_final=(0.10, 0.20))
+    config = tmp_path / "exp.yaml"
+    config.write_text("name: exp\nthreshold_rule: absolute\nlearned_margin: 0.5\n"
+                      "workflow:\n  strategies: [none]\n  seeds: [0, 1]\n")
+    assert run_names(load_config(config)) == ["none", "baseline-seg", "baseline-det", "baseline-cls"]
+    assert main(["forgetting", str(runs), "--config", str(config), "--out", str(tmp_path / "tables")]) == 0
+    per_seed = pd.read_csv(tmp_path / "tables" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
+    # the experiment's rule and margin: only cls (0.735, chance 0.10) counts as learned; its drop 0.035 passes
+    assert per_seed["verdict_single"].tolist() == ["not learned", "not learned", "pass"] * 2
+    # an option overrides the experiment's value: with no margin, seg's drop of 0.40 (0.30) fails, det's 0.03 passes
+    assert main(["forgetting", str(runs), "--config", str(config), "--out", str(tmp_path / "margin"),
+                 "--learned-margin", "0"]) == 0
+    per_seed = pd.read_csv(tmp_path / "margin" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
+    assert per_seed["verdict_single"].tolist() == ["fail", "pass", "pass"] * 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,6 +104,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a cluster's time limit, ``kill``) as an exit that unwinds the run, so that its lock and
+    temporary files are removed on the way out (status 128 + 15, as after the signal itself)."""
+    sys.exit(128 + signum)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
     from unihead.engine.run import Run, execute, run_spec
@@ -110,7 +117,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     run = Run(config, run_spec(config, args.run, args.seed), Path(args.out),
               manifest=Path(args.manifest) if args.manifest else None)
-    metrics = execute(run)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        metrics = execute(run)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
                        for metric in [metrics["primary_metric"][t]])
     print(f"[{args.run} seed{args.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
@@ -122,9 +133,12 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     """Write the forgetting tables (drops, verdicts; per seed, and over seeds) from a folder of runs."""
     from unihead.forgetting import Verdict, write_tables
 
-    verdict = Verdict(args.threshold, args.threshold_rule, args.learned_margin)
+    experiment = load_config(args.config) if args.config else None
+    given = {"threshold": args.threshold, "rule": args.threshold_rule, "learned_margin": args.learned_margin}
+    verdict = dataclasses.replace(Verdict.from_config(experiment or ExperimentConfig()),
+                                  **{key: value for key, value in given.items() if value is not None})
     paths = write_tables([Path(p) for p in args.runs], Path(args.out), verdict,
-                         require_single_baseline=not args.no_single_baseline)
+                         require_single_baseline=not args.no_single_baseline, experiment=experiment)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -188,14 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     forgetting.add_argument("runs", nargs="+",
                             help="metrics.json files, or folders of runs (<run>/seed<N>/metrics.json)")
     forgetting.add_argument("--out", required=True, help="folder for the CSV tables")
-    forgetting.add_argument("--threshold", type=float, default=ExperimentConfig.threshold,
-                            help="largest drop that passes, as measured by --threshold-rule (default: %(default)s)")
-    forgetting.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=ExperimentConfig.threshold_rule,
+    forgetting.add_argument("--config", help="the experiment's YAML: every run it lists (workflow.strategies and "
+                            "baseline-<task> for workflow.baselines, for every seed of workflow.seeds) must be "
+                            "among the runs, and its threshold, threshold_rule and learned_margin are the defaults")
+    forgetting.add_argument("--threshold", type=float,
+                            help="largest drop that passes, as measured by --threshold-rule (default: the "
+                            f"experiment's, else {ExperimentConfig.threshold})")
+    forgetting.add_argument("--threshold-rule", choices=THRESHOLD_RULES,
                             help="relative: (base - final) / base; relative_to_chance: (base - final) / "
-                            "(base - chance); absolute: base - final on the 0..1 scale (default: %(default)s)")
-    forgetting.add_argument("--learned-margin", type=float, default=ExperimentConfig.learned_margin,
+                            "(base - chance); absolute: base - final on the 0..1 scale (default: the "
+                            f"experiment's, else {ExperimentConfig.threshold_rule})")
+    forgetting.add_argument("--learned-margin", type=float,
                             help="a baseline less than this above the chance score (0..1 scale) is 'not learned' "
-                            "(default: %(default)s)")
+                            f"(default: the experiment's, else {ExperimentConfig.learned_margin})")
     forgetting.add_argument("--no-single-baseline", action="store_true",
                             help="allow runs without baseline-<task> runs (single-task columns are then empty)")
     forgetting.set_defaults(func=cmd_forgetting)

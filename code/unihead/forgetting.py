@@ -8,14 +8,17 @@ final score of the ``baseline-<task>`` run of the same seed. A baseline that is 
 ``learned_margin`` above the task's chance score gives "not learned", never "pass": a task that was never
 learned cannot show that it kept what it learned. Over seeds the scores are averaged before dividing.
 
-Reads the runs' ``metrics.json`` files (``runs/<name>/seed<N>/metrics.json``); imports no torch, so
-the workflow's host side can use it.
+Reads the runs' ``metrics.json`` files (``runs/<name>/seed<N>/metrics.json``), each checked for what the
+tables read; a run folder without one (an unfinished run) is an error, and so, given the experiment, is a
+run it lists that is absent, so that no table has a silent gap. Imports no torch, so the workflow's host
+side can use it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,42 +30,156 @@ import pandas as pd
 from unihead.config import THRESHOLD_RULES, ExperimentConfig
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
+from unihead.runs import BASELINE_PREFIX, run_names
 
-BASELINE_PREFIX = "baseline-"
 REQUIRED_KEYS = ("run", "eval_tasks", "primary_metric", "R", "chance")
+RUN_KEYS = ("name", "seed", "tasks")
+"""The keys of ``run`` that the tables need."""
+METRICS_FILE = "metrics.json"
+RUN_FOLDER = re.compile(r"seed\d+")
+"""The name of a run's folder for one seed, under the run's own: ``<run>/seed<N>``."""
 PER_SEED_CSV = "forgetting_per_seed.csv"
 SUMMARY_CSV = "forgetting_summary.csv"
 
 
-def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
-    """Run results from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder;
-    each is checked for the keys the tables need."""
+def _run_files(folder: Path) -> list[Path]:
+    """The ``metrics.json`` of every ``<run>/seed<N>`` folder under ``folder``; a run folder without one is an
+    unfinished (or never started) run, which would leave a silent gap in the tables."""
+    runs = sorted(path for path in folder.glob("*/seed*") if path.is_dir() and RUN_FOLDER.fullmatch(path.name))
+    unfinished = [run for run in runs if not (run / METRICS_FILE).is_file()]
+    if unfinished:
+        more = f" (and {len(unfinished) - 1} more run folder(s) like it)" if len(unfinished) > 1 else ""
+        raise InputError(f"unfinished run: {unfinished[0]} holds no {METRICS_FILE}{more}; finish it with "
+                         "`unihead train`, or move it out of the folder")
+    return [run / METRICS_FILE for run in runs]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: run results not found") from err
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from err
+    except ValueError as err:  # not JSON, or not text at all (UnicodeDecodeError)
+        raise InputError(f"{path}: not valid JSON ({err})") from err
+
+
+def _short(value: Any) -> str:
+    """A value as JSON writes it, cut to fit in a message."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    """A score as ``metrics.json`` holds it: a number, or null for an undefined metric."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_list(path: Path, key: str, value: Any, length: int, per: str) -> None:
+    """``value`` is a list of ``length`` scores, one per entry of ``per``."""
+    if not isinstance(value, list):
+        raise InputError(f"{path}: key {key!r} is {_short(value)}; expected a list with one score per {per}")
+    if len(value) != length:
+        raise InputError(f"{path}: key {key!r} has {len(value)} values; expected one per {per}")
+    for i, score in enumerate(value):
+        if not _is_number(score):
+            raise InputError(f"{path}: key '{key}[{i}]' is {_short(score)}; expected a number or null")
+
+
+def _check_run(path: Path, run: Any) -> None:
+    """``run`` names the run, its seed and the tasks it trained, in order."""
+    if not isinstance(run, dict):
+        raise InputError(f"{path}: key 'run' is {_short(run)}; expected an object with the keys {list(RUN_KEYS)}")
+    missing = [f"run.{key}" for key in RUN_KEYS if key not in run]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {missing}; expected the run's {list(RUN_KEYS)}")
+    if not isinstance(run["name"], str) or not run["name"]:
+        raise InputError(f"{path}: key 'run.name' is {_short(run['name'])}; expected the run's name")
+    if not isinstance(run["seed"], int) or isinstance(run["seed"], bool):
+        raise InputError(f"{path}: key 'run.seed' is {_short(run['seed'])}; expected an integer")
+    tasks = run["tasks"]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks) \
+            or len(set(tasks)) < len(tasks):
+        raise InputError(f"{path}: key 'run.tasks' is {_short(tasks)}; expected the distinct tasks the run "
+                         "trained, in order")
+
+
+def _check_tasks(path: Path, metrics: dict[str, Any]) -> None:
+    """``eval_tasks`` are tasks the run trained (a baseline's is its own task), each with a primary metric."""
+    run, tasks = metrics["run"], metrics["eval_tasks"]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t in run["tasks"] for t in tasks) \
+            or len(set(tasks)) < len(tasks):
+        raise InputError(f"{path}: key 'eval_tasks' is {_short(tasks)}; expected distinct tasks of 'run.tasks' "
+                         f"{run['tasks']}")
+    if run["name"].startswith(BASELINE_PREFIX) and tasks != [run["name"][len(BASELINE_PREFIX):]]:
+        raise InputError(f"{path}: key 'eval_tasks' of baseline run {run['name']!r} is {tasks}; expected "
+                         f"{[run['name'][len(BASELINE_PREFIX):]]}")
+    primary = metrics["primary_metric"]
+    if not isinstance(primary, dict) or any(not isinstance(primary.get(t), str) for t in tasks):
+        raise InputError(f"{path}: key 'primary_metric' is {_short(primary)}; expected a metric name for each "
+                         f"task of 'eval_tasks' {tasks}")
+
+
+def _check_scores(path: Path, metrics: dict[str, Any]) -> None:
+    """``R`` has a row per stage and ``chance`` a value, each row a score per task of ``eval_tasks``."""
+    stages, tasks, R = metrics["run"]["tasks"], metrics["eval_tasks"], metrics["R"]
+    if not isinstance(R, list):
+        raise InputError(f"{path}: key 'R' is {_short(R)}; expected a list with one row per stage of 'run.tasks'")
+    if len(R) != len(stages):
+        raise InputError(f"{path}: key 'R' has {len(R)} rows; expected one per stage of 'run.tasks' {stages}")
+    for stage, row in enumerate(R):
+        _check_list(path, f"R[{stage}]", row, len(tasks), f"task of 'eval_tasks' {tasks}")
+    _check_list(path, "chance", metrics["chance"], len(tasks), f"task of 'eval_tasks' {tasks}")
+
+
+def _check_metrics(path: Path, metrics: Any) -> None:
+    """Everything the tables read from one ``metrics.json``, checked so that a malformed file is an error that
+    names it and the key, never a traceback or a wrong number."""
+    if not isinstance(metrics, dict):
+        raise InputError(f"{path}: holds {_short(metrics)}; expected a JSON object with the keys "
+                         f"{list(REQUIRED_KEYS)} that `unihead train` writes")
+    missing = [key for key in REQUIRED_KEYS if key not in metrics]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {missing}; expected the keys {list(REQUIRED_KEYS)} that "
+                         "`unihead train` writes (results from before 'chance' was recorded need a rerun)")
+    _check_run(path, metrics["run"])
+    _check_tasks(path, metrics)
+    _check_scores(path, metrics)
+
+
+def _check_listed(runs: list[dict[str, Any]], experiment: ExperimentConfig, sources: str) -> None:
+    """Every run the experiment lists, for every seed, is among ``runs``."""
+    present = {(run["run"]["name"], run["run"]["seed"]) for run in runs}
+    absent = [f"{name}/seed{seed}" for name in run_names(experiment) for seed in experiment.workflow.seeds
+              if (name, seed) not in present]
+    if absent:
+        raise InputError(f"{sources}: no results for run(s) {', '.join(absent)} that experiment "
+                         f"{experiment.name!r} lists (workflow.strategies and baseline-<task> for "
+                         "workflow.baselines, each for every seed of workflow.seeds); expected "
+                         f"<run>/seed<N>/{METRICS_FILE} for each")
+
+
+def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | None = None) -> list[dict[str, Any]]:
+    """Run results from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder
+    (where a ``<run>/seed<N>`` folder without one is an unfinished run: an error); each is checked for
+    everything the tables read. With ``experiment``, every run it lists must be among them."""
+    given = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    named = ", ".join(map(str, given))
     paths: list[Path] = []
-    for source in [sources] if isinstance(sources, (str, Path)) else sources:
-        source = Path(source)
+    for source in map(Path, given):
         if source.is_dir():
-            paths += sorted(source.glob("*/seed*/metrics.json"))
+            paths += _run_files(source)
         elif source.suffix == ".json":
             paths.append(source)
         else:
             raise InputError(f"{source}: neither a folder of runs nor a metrics.json file")
     if not paths:
-        raise InputError(f"{sources}: no run results (expected <run>/seed<N>/metrics.json)")
+        raise InputError(f"{named}: no run results (expected <run>/seed<N>/{METRICS_FILE})")
     runs = []
     for path in paths:
-        try:
-            metrics = json.loads(path.read_text())
-        except FileNotFoundError as err:
-            raise InputError(f"{path}: run results not found") from err
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: not valid JSON ({err})") from err
-        missing = [key for key in REQUIRED_KEYS if key not in metrics]
-        if missing:
-            raise InputError(f"{path}: missing key(s) {missing}; expected the keys {list(REQUIRED_KEYS)} that "
-                             "`unihead train` writes (results from before 'chance' was recorded need a rerun)")
-        if len(metrics["chance"]) != len(metrics["eval_tasks"]):
-            raise InputError(f"{path}: key 'chance' has {len(metrics['chance'])} values; expected one per task of "
-                             f"'eval_tasks' {metrics['eval_tasks']}")
+        metrics = _read_json(path)
+        _check_metrics(path, metrics)
         metrics["path"] = str(path)
         runs.append(metrics)
     seen: dict[tuple[str, int], str] = {}
@@ -72,6 +189,8 @@ def load_runs(sources: Path | Iterable[Path]) -> list[dict[str, Any]]:
             raise InputError(f"{run['path']} and {seen[key]}: both are run {key[0]!r} seed {key[1]}; "
                              "give each run once")
         seen[key] = run["path"]
+    if experiment is not None:
+        _check_listed(runs, experiment, named)
     return runs
 
 
@@ -237,9 +356,10 @@ def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: b
 
 
 def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict,
-                 require_single_baseline: bool = True) -> list[Path]:
-    """Write the per-seed and summary tables as CSV (atomically) and return their paths."""
-    runs = load_runs(sources)
+                 require_single_baseline: bool = True, experiment: ExperimentConfig | None = None) -> list[Path]:
+    """Write the per-seed and summary tables as CSV (atomically) and return their paths; with ``experiment``,
+    every run it lists must be among the sources (see :func:`load_runs`)."""
+    runs = load_runs(sources, experiment)
     tables = {PER_SEED_CSV: forgetting_table(runs, verdict, require_single_baseline),
               SUMMARY_CSV: summary_table(runs, verdict, require_single_baseline)}
     paths = []

@@ -7,7 +7,8 @@ saves a checkpoint (model, optimiser, scheduler, strategy state, history), so th
 restarts an interrupted run from its last completed epoch. Randomness (shuffling, augmentation) is
 reseeded from the run's seed and the epoch number at the start of each epoch, so a resumed run draws
 exactly what an uninterrupted one would. Outputs: ``metrics.json`` (written last, atomically),
-``history.csv`` and ``model.pt`` (weights only).
+``history.csv`` and ``model.pt`` (weights only). While the run trains, its folder is locked
+(``run.lock``, see :mod:`unihead.engine.lock`), so a second run on the same folder stops at once.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from unihead.config import ConfigError, ExperimentConfig, config_to_dict
 from unihead.data import build_dataset, collate
 from unihead.data.manifest import MANIFEST
 from unihead.engine.evaluate import chance_score, evaluate_task
+from unihead.engine.lock import locked
 from unihead.engine.provenance import provenance
 from unihead.engine.train import train_one_epoch
 from unihead.files import atomic_open, atomic_write_text
-from unihead.forgetting import BASELINE_PREFIX
 from unihead.losses import task_loss
 from unihead.models import build_model
+from unihead.runs import BASELINE_PREFIX
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
 
@@ -199,9 +201,15 @@ def _history_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def execute(run: Run) -> dict[str, Any]:
-    """Train and evaluate the run (resuming from its checkpoint), write its outputs, return the metrics."""
-    spec, train, out_dir = run.spec, run.config.train, run.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Train and evaluate the run (resuming from its checkpoint), write its outputs, return the metrics; the run
+    folder is locked meanwhile (:class:`unihead.engine.lock.RunFolderLocked` if another run holds it)."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run.out_dir, run.log):
+        return _train_and_write(run)
+
+
+def _train_and_write(run: Run) -> dict[str, Any]:
+    spec, train = run.spec, run.config.train
     torch.use_deterministic_algorithms(True, warn_only=True)
     progress = _load_checkpoint(run)
     if progress is None:

@@ -1,0 +1,263 @@
+"""Bad run outputs, and a run folder in use, given to the command line: each is a one-line error with
+status 2 that names the file or folder and what was expected; never a traceback, never tables with a
+silent gap.
+
+This is the run-outputs surface of the bad-input suite: ``BAD_INPUTS`` is its table, one row per bad
+input (``unihead forgetting`` on missing or malformed run results, ``unihead train`` on a run folder that
+another run holds). Below it, the rest of the run folder's lock: a stale lock is replaced, the holder's
+lock is left alone, and the lock is gone when a run ends, also when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_forgetting import runs_folder
+from unihead.cli import main
+from unihead.config import config_from_dict
+from unihead.engine import run as engine
+from unihead.engine.run import Run, execute, run_spec
+from unihead.errors import InputError, TrainingDiverged
+
+Build = Callable[[Path, Path], list[str]]
+"""Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""
+LOCK = "run.lock"
+TRAIN = {"name": "test", "data": {"image_size": 64},
+         "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu"}}
+"""A run of ``baseline-cls`` on the synthetic data that takes seconds."""
+
+
+def _forgetting(runs: Path, *options: str) -> list[str]:
+    return ["forgetting", str(runs), "--out", str(runs.parent / "tables"), *options]
+
+
+def _edited(change: Callable[[dict[str, Any]], object], run: str = "none") -> Build:
+    """The runs of test_forgetting.py, with ``change`` made to one run's metrics.json."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        runs = runs_folder(tmp)
+        path = runs / run / "seed0" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        change(metrics)
+        path.write_text(json.dumps(metrics))
+        return _forgetting(runs)
+    return build
+
+
+def _written(content: bytes) -> Build:
+    """The runs, with ``content`` as none's metrics.json."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        runs = runs_folder(tmp)
+        (runs / "none" / "seed0" / "metrics.json").write_bytes(content)
+        return _forgetting(runs)
+    return build
+
+
+def _unfinished(*files: str) -> Build:
+    """The runs, plus an ewc run folder holding only ``files``: a run that has not finished."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        runs = runs_folder(tmp)
+        folder = runs / "ewc" / "seed0"
+        folder.mkdir(parents=True)
+        for name in files:
+            (folder / name).write_bytes(b"\0")
+        return _forgetting(runs)
+    return build
+
+
+def _listed(workflow: str, removed: str | None = None, *options: str) -> Build:
+    """The runs (less the ``removed`` run) against an experiment whose ``workflow`` section is given."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        runs = runs_folder(tmp)
+        if removed:
+            shutil.rmtree(runs / removed)
+        config = tmp / "exp.yaml"
+        config.write_text(f"name: exp\nworkflow:\n{workflow}")
+        return _forgetting(runs, "--config", str(config), *options)
+    return build
+
+
+def _files(pick: Callable[[Path, Path], list[Path]]) -> Build:
+    """``unihead forgetting`` on the files that ``pick`` chooses, given the runs and the temporary folder."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        return ["forgetting", *map(str, pick(runs_folder(tmp), tmp)), "--out", str(tmp / "tables")]
+    return build
+
+
+def _copy_of_none(runs: Path, tmp: Path) -> list[Path]:
+    copy = tmp / "copy.json"
+    shutil.copy(runs / "none" / "seed0" / "metrics.json", copy)
+    return [runs, copy]
+
+
+def _without_baseline_det(runs: Path, tmp: Path) -> list[Path]:
+    shutil.rmtree(runs / "baseline-det")
+    return [runs]
+
+
+def _empty_folder(runs: Path, tmp: Path) -> list[Path]:
+    (tmp / "empty").mkdir()
+    return [tmp / "empty"]
+
+
+def _lock_text(pid: int) -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": pid, "started": "2026-01-01T00:00:00+00:00"})
+
+
+def _train_in_a_locked_folder(tmp: Path, data_root: Path) -> list[str]:
+    """A lock held by a live run (this process) in the run folder of ``unihead train``."""
+    config = tmp / "exp.yaml"
+    config.write_text(json.dumps({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)}}))
+    out = tmp / "run"
+    out.mkdir()
+    (out / LOCK).write_text(_lock_text(os.getpid()))
+    return ["train", "--config", str(config), "--run", "baseline-cls", "--out", str(out)]
+
+
+METRICS = r"runs/none/seed0/metrics\.json: "
+EVAL_TASKS = r"task of 'eval_tasks' \['seg', 'det', 'cls'\]"
+NEW_DEFECTS = [
+    pytest.param(_unfinished("checkpoint.pt"), r"unfinished run: \S*runs/ewc/seed0 holds no metrics\.json",
+                 id="run-folder-with-only-a-checkpoint"),
+    pytest.param(_unfinished(), r"unfinished run: \S*runs/ewc/seed0 holds no metrics\.json", id="empty-run-folder"),
+    pytest.param(_listed("  strategies: [none, ewc]\n"),
+                 r"runs: no results for run\(s\) ewc/seed0 that experiment 'exp' lists", id="listed-strategy-absent"),
+    pytest.param(_listed("  strategies: [none]\n  seeds: [0, 1]\n"),
+                 r"no results for run\(s\) none/seed1, baseline-seg/seed1, baseline-det/seed1, baseline-cls/seed1 ",
+                 id="listed-seed-absent"),
+    pytest.param(_listed("  strategies: [none]\n", "baseline-det", "--no-single-baseline"),
+                 r"no results for run\(s\) baseline-det/seed0 that experiment", id="listed-baseline-absent"),
+    pytest.param(_written(b"null"), METRICS + r"holds null; expected a JSON object with the keys", id="json-null"),
+    pytest.param(_written(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), METRICS + "not valid JSON", id="binary-garbage"),
+    pytest.param(_edited(lambda m: m.update(R=m["R"][:2])),
+                 METRICS + r"key 'R' has 2 rows; expected one per stage of 'run.tasks' \['seg', 'det', 'cls'\]",
+                 id="R-fewer-rows-than-stages"),
+    pytest.param(_edited(lambda m: m["R"][1].pop()), METRICS + r"key 'R\[1\]' has 2 values; expected one per "
+                 + EVAL_TASKS, id="R-row-shorter-than-eval-tasks"),
+    pytest.param(_edited(lambda m: m["R"][2].__setitem__(0, "n/a")),
+                 METRICS + r"key 'R\[2\]\[0\]' is \"n/a\"; expected a number or null", id="R-score-a-string"),
+    pytest.param(_edited(lambda m: m["R"][2].__setitem__(2, True)),
+                 METRICS + r"key 'R\[2\]\[2\]' is true; expected a number or null", id="R-score-a-boolean"),
+    pytest.param(_edited(lambda m: m.update(R={"seg": [0.4]})),
+                 METRICS + r"key 'R' is \{\"seg\": \[0.4\]\}; expected a list", id="R-not-a-list"),
+    pytest.param(_edited(lambda m: m["run"].pop("tasks")), METRICS + r"missing key\(s\) \['run.tasks'\]",
+                 id="missing-run-tasks"),
+    pytest.param(_edited(lambda m: m["run"].pop("name")), METRICS + r"missing key\(s\) \['run.name'\]",
+                 id="missing-run-name"),
+    pytest.param(_edited(lambda m: m["run"].pop("seed")), METRICS + r"missing key\(s\) \['run.seed'\]",
+                 id="missing-run-seed"),
+    pytest.param(_edited(lambda m: m["run"].update(seed="0")),
+                 METRICS + r"key 'run.seed' is \"0\"; expected an integer", id="seed-a-string"),
+    pytest.param(_edited(lambda m: m.update(chance=0.1)),
+                 METRICS + r"key 'chance' is 0.1; expected a list with one score per " + EVAL_TASKS,
+                 id="chance-not-a-list"),
+    pytest.param(_edited(lambda m: m.update(eval_tasks=["seg", "det", "depth"])),
+                 METRICS + r"key 'eval_tasks' is \[\"seg\", \"det\", \"depth\"\]; expected distinct tasks of "
+                 r"'run.tasks'", id="eval-task-not-trained"),
+    pytest.param(_edited(lambda m: m["primary_metric"].pop("det")),
+                 METRICS + r"key 'primary_metric' is .*; expected a metric name for each " + EVAL_TASKS,
+                 id="primary-metric-missing-a-task"),
+    pytest.param(_edited(lambda m: m.update(eval_tasks=["seg"], run={**m["run"], "tasks": ["seg"]}), "baseline-det"),
+                 r"baseline-det/seed0/metrics\.json: key 'eval_tasks' of baseline run 'baseline-det' is \['seg'\]; "
+                 r"expected \['det'\]", id="baseline-of-another-task"),
+    pytest.param(_train_in_a_locked_folder,
+                 rf"run/run\.lock: the run folder is in use by PID {os.getpid()} on host \S+ \(started "
+                 r"2026-01-01T00:00:00\+00:00\); wait for that run to end", id="run-folder-locked-by-a-live-run"),
+    # an error already, but one that named "[PosixPath('.../empty')]" when given on the command line
+    pytest.param(_files(_empty_folder), r"error: \S*/empty: no run results \(expected <run>/seed<N>/metrics\.json\)",
+                 id="folder-without-runs"),
+]
+"""Bad inputs that gave a traceback, or tables with a silent gap or a wrong number, before they were checked."""
+ALREADY_CHECKED = [
+    pytest.param(_written(b'{"run": '), METRICS + "not valid JSON", id="not-json"),
+    pytest.param(_edited(lambda m: m.pop("R")), METRICS + r"missing key\(s\) \['R'\]; expected the keys",
+                 id="missing-R"),
+    pytest.param(_edited(lambda m: m.pop("chance")), METRICS + r"missing key\(s\) \['chance'\].*need a rerun",
+                 id="missing-chance-results-from-before-chance"),
+    pytest.param(_edited(lambda m: m.update(chance=[0.02, 0.0])),
+                 METRICS + "key 'chance' has 2 values; expected one per " + EVAL_TASKS, id="chance-too-short"),
+    pytest.param(_files(_copy_of_none), r"copy\.json and \S*runs/none/seed0/metrics\.json: both are run 'none' seed 0",
+                 id="same-run-given-twice"),
+    pytest.param(_files(lambda runs, tmp: sorted(runs.glob("baseline-*/seed0/metrics.json"))),
+                 r"only single-task baseline runs .*need at least one strategy run", id="only-baselines"),
+    pytest.param(_files(_without_baseline_det),
+                 r"no single-task baseline for det seed 0: expected \S*runs/baseline-det/seed0",
+                 id="single-baseline-missing"),
+    pytest.param(_files(lambda runs, tmp: [tmp / "missing"]), r"missing: neither a folder of runs nor a metrics\.json",
+                 id="neither-folder-nor-json"),
+    pytest.param(_files(lambda runs, tmp: [tmp / "seed7" / "metrics.json"]), r"seed7/metrics\.json: run results "
+                 "not found", id="metrics-file-not-found"),
+]
+"""Bad inputs that were already errors naming the file."""
+BAD_INPUTS = NEW_DEFECTS + ALREADY_CHECKED
+
+
+@pytest.mark.parametrize(("build", "message"), BAD_INPUTS)
+def test_a_bad_input_is_a_one_line_error_that_names_it(build: Build, message: str, tmp_path, synthetic_root,
+                                                       capsys):
+    argv = build(tmp_path, synthetic_root)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unihead: error: ") and err.count("\n") == 1, err
+    assert re.search(message, err), err
+    assert not (tmp_path / "tables").exists()
+
+
+def _baseline_run(data_root: Path, out: Path, log: Callable[[str], None]) -> Run:
+    config = config_from_dict({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)}})
+    return Run(config, run_spec(config, "baseline-cls", 0), out, log=log)
+
+
+def test_a_refused_run_leaves_the_holders_lock_and_the_folder_alone(synthetic_root, tmp_path):
+    lock = tmp_path / LOCK
+    lock.write_text(_lock_text(os.getpid()))
+    with pytest.raises(InputError, match=rf"{re.escape(str(lock))}: the run folder is in use by PID {os.getpid()}"):
+        execute(_baseline_run(synthetic_root, tmp_path, log=lambda line: None))
+    assert lock.read_text() == _lock_text(os.getpid())
+    assert sorted(path.name for path in tmp_path.iterdir()) == [LOCK]
+
+
+def test_a_stale_lock_is_reported_and_replaced_and_the_lock_is_gone_after_the_run(synthetic_root, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = tmp_path / LOCK
+    lock.write_text(_lock_text(dead.pid))
+    lines, holders = [], []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if "epoch" in line:
+            holders.append(json.loads(lock.read_text()))
+
+    execute(_baseline_run(synthetic_root, tmp_path, log))
+    assert lines[0] == (f"{lock}: removed the stale lock of PID {dead.pid} on host {socket.gethostname()} (started "
+                        "2026-01-01T00:00:00+00:00), which is no longer running; taking over the run folder")
+    # while training, the lock names this process and when it started
+    (holder,) = holders
+    assert (holder["host"], holder["pid"]) == (socket.gethostname(), os.getpid())
+    assert datetime.fromisoformat(holder["started"]).tzinfo is not None
+    assert (tmp_path / "metrics.json").is_file() and not lock.exists()
+    assert not list(tmp_path.glob("run.lock*"))
+
+
+def test_the_lock_is_gone_after_a_diverged_run(synthetic_root, tmp_path, monkeypatch):
+    held = []
+
+    def diverge(*args: Any, **kwargs: Any) -> None:
+        held.append((tmp_path / LOCK).is_file())
+        raise TrainingDiverged("[baseline-cls seed0] stage 1/1 (cls), epoch 1/1: loss term 'cls' is nan")
+
+    monkeypatch.setattr(engine, "train_one_epoch", diverge)
+    with pytest.raises(TrainingDiverged):
+        execute(_baseline_run(synthetic_root, tmp_path, log=lambda line: None))
+    assert held == [True] and not (tmp_path / LOCK).exists()
