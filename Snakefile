@@ -24,9 +24,11 @@ if not workflow.overwrite_configfiles:
 
 
 # The config is checked against the package's own schema (pure Python: the login node running this
-# file needs only snakemake, not torch). A bad key stops the workflow before any job, naming the key.
+# file needs only snakemake, not torch). A bad key, value, range or strategy name stops the workflow
+# before any job, naming the key; strings from --config 'workflow={...}' are read as the numbers they spell.
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
 from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
+from unihead.runs import run_names  # noqa: E402
 
 try:
     EXPERIMENT = config_from_dict(config)

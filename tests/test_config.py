@@ -1,10 +1,11 @@
-"""Experiment config validation: defaults, and errors that name the bad key."""
+"""Experiment config: defaults, values read and round-tripped, and strings read as numbers.
+
+Every config that must be refused is a row of the table in tests/test_bad_input_config.py.
+"""
 
 from __future__ import annotations
 
-import pytest
-
-from unihead.config import ConfigError, ModelConfig, config_from_dict, config_to_dict, load_config
+from unihead.config import STRATEGY_NAMES, ExperimentConfig, ModelConfig, config_from_dict, config_to_dict
 
 
 def test_empty_config_gives_the_papers_model():
@@ -24,46 +25,56 @@ def test_values_are_read_and_round_trip():
     assert config_from_dict(config_to_dict(config)) == config
 
 
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"model": {"det_hed": "paper"}}, "unknown config key 'model.det_hed'"),
-        ({"modle": {}}, "unknown config key 'modle'"),
-        ({"model": {"det_head": "yolo"}}, "'model.det_head': expected one of \\['paper', 'logits'\\], got 'yolo'"),
-        ({"model": {"fpn_channels": "128"}}, "'model.fpn_channels': expected int, got '128'"),
-        ({"model": {"pretrained": 1}}, "'model.pretrained': expected bool, got 1"),
-        ({"data": {"image_size": True}}, "'data.image_size': expected int, got True"),
-        ({"model": {"levels": {"seg": 4, "det": 32, "cls": 32}}}, "'model.levels.seg': expected one of"),
-        ({"model": {"levels": {"seg": 8}}}, "'model.levels': expected one entry per task"),
-        ({"model": {"weights_sha256": "ab"}}, "'model.weights_sha256' is set but 'model.weights_file' is not"),
-        ({"model": [1, 2]}, "'model': expected a mapping"),
-        ({"data": {"source": "ftp"}}, "'data.source': expected one of \\['synthetic', 'folder', 'official'\\]"),
-        ({"data": {"official": {"voc": {"url": "http://mirror/voc.tar"}}}},
-         "missing config key 'data.official.voc.checksum'"),
-        ({"data": {"official": {"voc": {"url": "u", "checksum": "md5:abc"}}}},
-         "config key 'data.official.voc': checksum 'md5:abc' of u: expected 'md5:<32 hex digits>'"),
-        ({"data": {"official": {"coco_image_url": "http://x/img.jpg"}}}, "expected a URL containing '\\{file_name\\}'"),
-        ({"data": {"official": {"timeout_s": 0}}}, "'data.official.timeout_s': expected a positive number, got 0"),
-        ({"threshold_rule": "points"}, "'threshold_rule': expected one of \\['relative', 'relative_to_chance'"),
-        ({"threshold": 5}, "'threshold': expected a number from 0 to below 1"),
-        ({"learned_margin": -0.1}, "'learned_margin': expected a number from 0 to below 1"),
-        ({"train": {"bn": "frozen"}}, "'train.bn': expected one of \\['train', 'freeze_after_first'\\]"),
-        ({"train": {"reset_optimizer": "yes"}}, "'train.reset_optimizer': expected bool"),
-        ({"workflow": {"threads_per_run": 0}}, "'workflow.threads_per_run': expected at least 1"),
-    ],
-)
-def test_bad_values_name_the_key(values, message):
-    with pytest.raises(ConfigError, match=message):
-        config_from_dict(values)
+def test_strings_that_spell_a_number_or_a_bool_are_read_as_one():
+    """Snakemake hands the values inside `--config 'workflow={"seeds": [0]}'` over as strings, and YAML reads
+    `1e-3` (no dot) as one; a string field keeps its string."""
+    config = config_from_dict({
+        "name": "0",
+        "model": {"pretrained": "true", "levels": {"seg": "8", "det": "16", "cls": "32"}},
+        "train": {"epochs": "+3", "lr": "1e-3", "weight_decay": ".5E-4", "reset_optimizer": "False",
+                  "limit_train": "null"},
+        "workflow": {"seeds": ["0", "12"], "gpus_per_run": "1"},
+        "threshold": "0.1",
+    })
+    assert config.name == "0"
+    assert config.model.pretrained is True and config.model.levels == {"seg": 8, "det": 16, "cls": 32}
+    assert (config.train.epochs, config.train.lr, config.train.weight_decay) == (3, 0.001, 0.00005)
+    assert type(config.train.epochs) is int and type(config.train.lr) is float
+    assert config.train.reset_optimizer is False and config.train.limit_train is None
+    assert config.workflow.seeds == [0, 12] and config.workflow.gpus_per_run == 1
+    assert config.threshold == 0.1
 
 
-def test_load_config_names_the_file(tmp_path):
-    path = tmp_path / "exp.yaml"
-    path.write_text("model:\n  det_head: yolo\n")
-    with pytest.raises(ConfigError, match=r"exp.yaml: config key 'model.det_head'"):
-        load_config(path)
-    with pytest.raises(ConfigError, match=r"missing.yaml: config file not found"):
-        load_config(tmp_path / "missing.yaml")
-    path.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"exp.yaml: not valid YAML"):
-        load_config(path)
+def test_strategy_options_given_as_strings_are_read_as_numbers():
+    from unihead.strategies import create_strategy
+
+    options = create_strategy("kd_replay", {"capacity": "7", "temperature": "4", "weight": "1e-1"}).options
+    assert (options.capacity, options.temperature, options.weight) == (7, 4.0, 0.1)
+
+
+def test_values_at_the_edges_of_their_ranges_are_accepted():
+    config = config_from_dict({
+        "name": "exp_1.a-b",
+        "model": {"levels": {"seg": 8, "det": 64, "cls": 32}},
+        "data": {"image_size": 128, "synthetic": {"n_train": 1, "n_val": 1, "image_size": 1}},
+        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0},
+        "eval": {"nms_iou": 1, "score_threshold": 0, "max_detections": 1},
+        "workflow": {"seeds": [0], "container": "images/unihead.sif", "report_dir": "out/{name}/report",
+                     "strategies": ["kd_replay"]},
+        "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
+    })
+    assert config.stride == 64 and config.eval.nms_iou == 1.0
+    from unihead.strategies import create_strategy
+
+    options = {name: create_strategy(name, values).options for name, values in config.strategies.items()}
+    assert (options["ewc"].fisher_samples, options["ewc"].decay, options["lwf"].weight) == (1, 0.0, 0.0)
+    assert config_from_dict({"eval": {"score_threshold": 1}, "train": {"device": "cuda"}}).eval.score_threshold == 1
+
+
+def test_the_torch_free_strategy_names_are_exactly_the_registry():
+    """The Snakefile checks strategy names against STRATEGY_NAMES (it cannot import torch): a strategy file
+    added to unihead/strategies/ must add its name there too."""
+    from unihead.strategies import STRATEGIES
+
+    assert sorted(STRATEGIES) == sorted(STRATEGY_NAMES)
+    assert ExperimentConfig().workflow.strategies == list(STRATEGY_NAMES)

@@ -17,7 +17,7 @@ from unihead.strategies import STRATEGIES
 
 
 def _config(root, **train):
-    values = {"name": "test", "data": {"root": str(root), "image_size": 48},
+    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
               "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu", **train},
               "strategies": {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2},
                              "kd_replay": {"batch_size": 2}}}
@@ -166,7 +166,7 @@ def test_unknown_run_names_are_rejected(synthetic_root):
 
 
 def test_options_of_every_configured_strategy_are_checked_before_training(synthetic_root, tmp_path):
-    values = {"data": {"root": str(synthetic_root), "image_size": 48}, "train": {"device": "cpu"},
+    values = {"data": {"root": str(synthetic_root), "image_size": 64}, "train": {"device": "cpu"},
               "strategies": {"kd": {"temprature": 2.0}}}
     config = config_from_dict(values)
     with pytest.raises(ConfigError, match="unknown config key 'strategies.kd.temprature'"):

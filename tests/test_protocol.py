@@ -14,7 +14,7 @@ from unihead.engine.train import set_train_mode
 
 
 def _config(root, **train):
-    values = {"name": "test", "data": {"root": str(root), "image_size": 48},
+    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
               "train": {"epochs": 2, "batch_size": 4, "limit_train": 4, "limit_val": 4, "device": "cpu",
                         "schedule": "cosine_total", **train}}
     return config_from_dict(values)

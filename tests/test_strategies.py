@@ -43,7 +43,7 @@ def test_unknown_strategy_and_bad_options_name_the_key():
     with pytest.raises(ConfigError, match="unknown config key 'strategies.ewc.lambda'"):
         create_strategy("ewc", {"lambda": 3.0})
     with pytest.raises(ConfigError, match="'strategies.kd_replay.capacity': expected int"):
-        create_strategy("kd_replay", {"capacity": "50"})
+        create_strategy("kd_replay", {"capacity": "fifty"})
 
 
 def test_kd_replay_has_the_options_of_both_parents():
@@ -276,7 +276,7 @@ def test_a_later_tasks_head_is_untouched_by_an_adamw_step_under_the_ewc_penalty(
 
 def _config(root, **train):
     """Two stages (seg, det) of 4 training images in batches of 2, so each epoch takes 2 optimiser steps."""
-    values = {"name": "test", "data": {"root": str(root), "image_size": 48},
+    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
               "train": {"tasks": ["seg", "det"], "epochs": 1, "batch_size": 2, "limit_train": 4, "limit_val": 2,
                         "device": "cpu", **train}}
     return config_from_dict(values)

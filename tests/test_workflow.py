@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,60 @@ def test_a_bad_config_key_stops_the_workflow_naming_it(tmp_path):
     proc = snakemake("-n", "--configfile", str(config))
     assert proc.returncode != 0
     assert "invalid config: unknown config key 'train.epoch'" in proc.stderr + proc.stdout
+
+
+def readme_config_examples() -> list[str]:
+    """The README's `snakemake ... --config '...'` command lines, as written (comments dropped)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    return [line.split("  #")[0].strip() for line in lines if line.startswith("snakemake ") and "--config '" in line]
+
+
+def test_the_readme_has_config_examples():
+    assert any("workflow={" in line for line in readme_config_examples())
+
+
+@pytest.mark.parametrize("line", readme_config_examples())
+def test_the_readmes_config_overrides_dry_run(tmp_path, line):
+    """Snakemake hands nested --config values over as strings ("0" for 0); the schema reads them as numbers."""
+    args = shlex.split(line)[1:]
+    proc = snakemake(*args, *([] if "-n" in args else ["-n"]), env=with_stand_in_apptainer(tmp_path / "calls.jsonl"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    if "seeds" in line:
+        assert "results/paper/runs/ewc/seed0/metrics.json" in proc.stdout and "/seed1/" not in proc.stdout
+
+
+def test_a_name_with_shell_syntax_is_refused_when_the_snakefile_is_parsed(tmp_path):
+    marker = tmp_path / "X"
+    name = f"a$(touch {marker})b"
+    proc = snakemake("-n", "--config", f"name={name}")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "invalid config: config key 'name': expected letters, digits, '.', '_' and '-'" in output
+    assert "[A-Za-z0-9._-]+" in output and not marker.exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ('workflow={"strategies": ["none", "ewk"]}',
+     "config key 'workflow.strategies[1]': expected one of ['none', 'ewc', 'lwf', 'replay', 'kd', 'kd_replay'], "
+     "got 'ewk'"),
+    ('strategies={"ewk": {"fisher_samples": 8}}', "unknown config key 'strategies.ewk'"),
+])
+def test_an_unknown_strategy_name_stops_the_dry_run_naming_it(override, message):
+    proc = snakemake("-n", "--config", override)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in output
+    assert f"invalid config: {message}" in output
+
+
+def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):
+    """A report_dir with a space and shell syntax reaches the report job's command line as one quoted word."""
+    marker = tmp_path / "X"
+    report_dir = f"my report/$(touch {marker})"
+    proc = snakemake("-n", "-p", "--configfile", "workflow/config/test.yaml",
+                     "--config", f"workflow={json.dumps({'report_dir': report_dir})}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"--out {shlex.quote(report_dir)} > " in proc.stdout
+    assert f"--out {report_dir}" not in proc.stdout and not marker.exists()
 
 
 def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):

@@ -1,9 +1,11 @@
 """Experiment configuration: the schema, its defaults and its validation, in one place.
 
 An experiment YAML maps onto :class:`ExperimentConfig`. Every field's default lives here and
-nowhere else; a key that is unknown, of the wrong type or outside its allowed values raises a
-:class:`ConfigError` naming the dotted key (``model.det_head``) and what was expected.
-This module imports no torch, so the workflow's host-side code can use it.
+nowhere else, with its allowed values (field metadata: ``choices``, ``bounds``, ``pattern``); a key
+that is unknown, of the wrong type or outside its allowed values raises a :class:`ConfigError` naming
+the dotted key (``model.det_head``) and what was expected. A string that spells a number or a bool
+where one is expected is read as one (Snakemake's nested ``--config`` values arrive as strings).
+This module imports no torch, so the workflow's host-side code (the Snakefile) can use it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -31,6 +34,54 @@ THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
 ``(base - final) / (base - chance)``, or ``base - final`` on the metric's 0..1 scale."""
 CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
 """Checksums a download may be pinned by, with the length of their hex digest."""
+DEEPEST_BACKBONE_STRIDE = 32
+"""Stride of the backbone's last map, where the FPN's top-down path (feeding every level) starts."""
+STRATEGY_NAMES = ("none", "ewc", "lwf", "replay", "kd", "kd_replay")
+"""Names of the strategies registered in :mod:`unihead.strategies`, kept here so that the workflow (which has
+no torch) can check them; a test asserts that the registry holds exactly these, so a new strategy adds its
+name here."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The form a config string must have (it names a folder or reaches a command line)."""
+
+    regex: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.description} (pattern {self.regex})"
+
+
+NAME_PATTERN = Pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+",
+                       "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the folder results/<name>)")
+DEVICE_PATTERN = Pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")
+CONTAINER_PATTERN = Pattern(r"[A-Za-z0-9._/][A-Za-z0-9._/:@+-]*",
+                            "an image name such as docker://host/image:tag or a local .sif path, of letters, digits "
+                            "and . _ / : @ + - (Snakemake puts it into the apptainer command line unquoted)")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a config number must lie in; ``str`` gives it in words."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"a number in {'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"a number above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        return f"a number below {self.high:g}" if self.high_open else f"at most {self.high:g}"
 
 
 class ConfigError(InputError):
@@ -39,6 +90,37 @@ class ConfigError(InputError):
 
 def _choices(*values: Any) -> dict[str, tuple[Any, ...]]:
     return {"choices": values}
+
+
+def _pattern(pattern: Pattern) -> dict[str, Pattern]:
+    return {"pattern": pattern}
+
+
+def bounded(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+            high_open: bool = False) -> dict[str, Bounds]:
+    """Field metadata: the field's value (each item of a list) must lie in this range."""
+    return {"bounds": Bounds(low, high, low_open, high_open)}
+
+
+def check_value(value: Any, key: str, rules: Mapping[str, Any]) -> None:
+    """Check a typed value against a field's metadata (``choices``, ``bounds``, ``pattern``)."""
+    choices, bounds, pattern = rules.get("choices"), rules.get("bounds"), rules.get("pattern")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key '{key}': expected one of {list(choices)}, got {value!r}")
+    if bounds is not None and value not in bounds:
+        raise ConfigError(f"config key '{key}': expected {bounds}, got {value!r}")
+    if pattern is not None and not re.fullmatch(pattern.regex, value):
+        raise ConfigError(f"config key '{key}': expected {pattern}, got {value!r}")
+
+
+def check_fields(section: Any) -> None:
+    """Check every field of a dataclass instance against its metadata; for a section constructed in code
+    (one read from a config is checked while it is read, with the full dotted key)."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+            if item is not None:
+                check_value(item, f.name if i is None else f"{f.name}[{i}]", f.metadata)
 
 
 @dataclass(frozen=True)
@@ -52,8 +134,8 @@ class ModelConfig:
     """Local backbone weights (a timm/ImageNet state dict), e.g. baked into the container."""
     weights_sha256: str | None = None
     """Checksum that ``weights_file`` must have; checked before loading when given."""
-    fpn_channels: int = 128
-    shared_channels: int = 64
+    fpn_channels: int = field(default=128, metadata=bounded(1))
+    shared_channels: int = field(default=64, metadata=bounded(1))
     det_head: str = field(default="paper", metadata=_choices(*DET_HEADS))
     """``paper``: 6 channels, class index regressed; ``logits``: objectness + per-class logits."""
     levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32})
@@ -75,10 +157,10 @@ class ModelConfig:
 class SyntheticConfig:
     """The synthetic datasets written when ``data.source`` is ``synthetic``."""
 
-    n_train: int = 240
-    n_val: int = 60
-    image_size: int = 128
-    seed: int = 0
+    n_train: int = field(default=240, metadata=bounded(1))
+    n_val: int = field(default=60, metadata=bounded(1))
+    image_size: int = field(default=128, metadata=bounded(1))
+    seed: int = field(default=0, metadata=bounded(0))
 
 
 @dataclass(frozen=True)
@@ -149,7 +231,9 @@ class DataConfig:
     into ``root`` from the official VOC 2012, COCO 2017 and Imagenette archives (see ``official``)."""
     root: str = "data/synthetic"
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
-    image_size: int = 512
+    image_size: int = field(default=512, metadata=bounded(1))
+    """Side of the square input in pixels: a multiple of the largest stride the model uses (see
+    :meth:`ExperimentConfig.stride`), so that every feature map and the detection grid tile it exactly."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
 
@@ -158,19 +242,19 @@ class DataConfig:
 class WorkflowConfig:
     """What the Snakemake workflow runs, and where."""
 
-    seeds: list[int] = field(default_factory=lambda: [0])
-    strategies: list[str] = field(default_factory=lambda: ["none", "ewc", "lwf", "replay", "kd", "kd_replay"])
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=bounded(0))
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES), metadata=_choices(*STRATEGY_NAMES))
     """Strategies run over the task sequence, by registry name."""
     baselines: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks trained alone as single-task baselines."""
-    container: str = "docker://ghcr.io/unihead/unihead:0.1.0"
+    container: str = field(default="docker://ghcr.io/unihead/unihead:0.1.0", metadata=_pattern(CONTAINER_PATTERN))
     """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
-    gpus_per_run: int = 0
+    gpus_per_run: int = field(default=0, metadata=bounded(0))
     """GPUs a training job asks the cluster for (resource ``gpu``)."""
     threads_per_run: int = 4
     """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
     CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
-    runtime_minutes: int = 240
+    runtime_minutes: int = field(default=240, metadata=bounded(1))
     """Wall-clock limit a cluster gives one training job."""
     report_dir: str = "results/{name}/report"
     """Where the report's tables/ and figures/ go; ``{name}`` is the experiment's name. The paper's
@@ -184,6 +268,9 @@ class WorkflowConfig:
             raise ConfigError("config key 'workflow.seeds': expected at least one seed")
         if self.threads_per_run < 1:
             raise ConfigError(f"config key 'workflow.threads_per_run': expected at least 1, got {self.threads_per_run}")
+        if not self.report_dir or re.search(r"[{}]", self.report_dir.replace("{name}", "")):
+            raise ConfigError("config key 'workflow.report_dir': expected a folder path whose only placeholder is "
+                              f"{{name}}, got {self.report_dir!r}")
 
 
 @dataclass(frozen=True)
@@ -195,8 +282,8 @@ class TrainConfig:
     epochs: int = 10
     """Epochs per stage (the paper: 5-15)."""
     batch_size: int = 4
-    lr: float = 8e-4
-    weight_decay: float = 1e-4
+    lr: float = field(default=8e-4, metadata=bounded(0, low_open=True))
+    weight_decay: float = field(default=1e-4, metadata=bounded(0))
     schedule: str = field(default="cosine_total", metadata=_choices("cosine_total", "cosine_stage", "constant"))
     """``cosine_total``: one cosine over all stages' epochs (the paper); ``cosine_stage``: restart each stage."""
     bn: str = field(default="train", metadata=_choices(*BN_MODES))
@@ -207,9 +294,9 @@ class TrainConfig:
     reset_optimizer: bool = True
     """Start each stage with a fresh AdamW state (moments from the previous task do not carry over);
     false keeps the optimiser's state across stages."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata=_pattern(DEVICE_PATTERN))
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    num_workers: int = 0
+    num_workers: int = field(default=0, metadata=bounded(0))
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""
     limit_val: int | None = None
@@ -231,14 +318,17 @@ class TrainConfig:
 class EvalConfig:
     """Decoding of the detection grid before COCOeval."""
 
-    score_threshold: float = 0.05
-    nms_iou: float = 0.5
-    max_detections: int = 100
+    score_threshold: float = field(default=0.05, metadata=bounded(0, 1))
+    """Detections scoring below this are dropped (scores are probabilities)."""
+    nms_iou: float = field(default=0.5, metadata=bounded(0, 1, low_open=True))
+    """Overlap above which non-maximum suppression drops the lower-scoring box (0 would drop every overlap)."""
+    max_detections: int = field(default=100, metadata=bounded(1))
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = "experiment"
+    name: str = field(default="experiment", metadata=_pattern(NAME_PATTERN))
+    """Names the experiment's folder results/<name>/ (and the jobs' paths on the command line)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -260,21 +350,61 @@ class ExperimentConfig:
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"config key '{key}': expected a number from 0 to below 1 (a fraction, or a "
                                   f"difference on the metrics' 0..1 scale), got {getattr(self, key)}")
+        unknown = sorted(set(self.strategies) - set(STRATEGY_NAMES))
+        if unknown:
+            names = ", ".join(f"'strategies.{name}'" for name in unknown)
+            raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
+                              f"{list(STRATEGY_NAMES)}")
+        if self.data.image_size % self.stride:
+            raise ConfigError(f"config key 'data.image_size': expected a multiple of {self.stride}, the largest stride "
+                              f"the model uses (the backbone's {DEEPEST_BACKBONE_STRIDE} or a larger one in "
+                              f"'model.levels'), got {self.data.image_size}")
+
+    @property
+    def stride(self) -> int:
+        """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
+        a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
+        maps and a detection grid that tile the image exactly; another size would silently shift them."""
+        return max(DEEPEST_BACKBONE_STRIDE, *self.model.levels.values())
 
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str, choices: tuple[Any, ...] | None = None) -> Any:
-    """Check ``value`` against the annotation ``tp`` and return it in the schema's form."""
+_SPELLED = {
+    int: re.compile(r"[-+]?[0-9]+"),
+    float: re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
+}
+"""How a string must spell a number to be read as one (no nan, inf, underscores or spaces)."""
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULLS = ("null", "Null", "NULL", "~")
+
+
+def _from_string(value: str, tp: Any) -> Any:
+    """The int, float or bool that ``value`` spells exactly (YAML's spellings), else ``value`` unchanged.
+
+    Snakemake hands the values inside ``--config 'key={...}'`` over as strings (it reads them with YAML's
+    BaseLoader), and YAML itself reads ``1e-3`` (no dot) as a string.
+    """
+    if tp is bool:
+        return _BOOLS.get(value, value)
+    if tp in _SPELLED and _SPELLED[tp].fullmatch(value):
+        return tp(value)
+    return value
+
+
+def _convert(value: Any, tp: Any, key: str, rules: Mapping[str, Any] | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp`` and the field's metadata ``rules``, and return it in the
+    schema's form. A string spelling an int, float, bool (or null, for an optional number) is read as one."""
+    rules = rules or {}
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
         (inner,) = [o for o in options if o is not type(None)]
-        return _convert(value, inner, key, choices)
+        if value is None or (isinstance(value, str) and value in _NULLS and inner in _SPELLED):
+            return None
+        return _convert(value, inner, key, rules)
     if dataclasses.is_dataclass(tp):
         return build_section(tp, value, key)
     if tp is Any:
@@ -283,19 +413,20 @@ def _convert(value: Any, tp: Any, key: str, choices: tuple[Any, ...] | None = No
         (item_type,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        return [_convert(v, item_type, f"{key}[{i}]", choices) for i, v in enumerate(value)]
+        return [_convert(v, item_type, f"{key}[{i}]", rules) for i, v in enumerate(value)]
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
         return {_convert(k, key_type, key): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, str):
+        value = _from_string(value, tp)
     ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
         raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"config key '{key}': expected one of {list(choices)}, got {value!r}")
+    check_value(value, key, rules)
     return value
 
 
@@ -318,8 +449,7 @@ def build_section(cls: type, values: Any, prefix: str) -> Any:
         names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in missing)
         raise ConfigError(f"missing config key {names}")
     kwargs = {
-        name: _convert(values[name], hints[name], f"{prefix + '.' if prefix else ''}{name}",
-                       known[name].metadata.get("choices"))
+        name: _convert(values[name], hints[name], f"{prefix + '.' if prefix else ''}{name}", known[name].metadata)
         for name in values
     }
     try:

@@ -1,4 +1,8 @@
-# Paths and run lists of the experiment, derived from the validated config (EXPERIMENT).
+# Paths and run lists of the experiment, derived from the validated config (EXPERIMENT). Every path in a
+# shell command is quoted there ({input:q}, {params.out:q}): report_dir and the checkout's folder may
+# hold spaces or shell syntax; the name cannot (config.py's NAME_PATTERN), but is quoted all the same.
+
+import shlex
 
 EXP = EXPERIMENT.name
 RESULTS = f"results/{EXP}"
@@ -6,7 +10,7 @@ RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
 MANIFEST = f"{RESULTS}/data/manifest.json"
 RUN_DIR = f"{RESULTS}/runs/{{run}}/seed{{seed}}"
 SEEDS = EXPERIMENT.workflow.seeds
-RUNS = [*EXPERIMENT.workflow.strategies, *(f"baseline-{task}" for task in EXPERIMENT.workflow.baselines)]
+RUNS = run_names(EXPERIMENT)
 RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", run=RUNS, seed=SEEDS)
 REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
 # The id lists an official build reads: editing one rebuilds the data (and everything after it).
@@ -19,7 +23,14 @@ SUBSET_FILES = (
 # Jobs run the package from the checkout's code/ (inside the container too), so code edits need
 # no image rebuild.
 CODE_DIR = Path(workflow.basedir) / "code"
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={CODE_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+
+def shell_word(text):
+    """``text`` as one shell word, its braces escaped for Snakemake's formatting of the command."""
+    return shlex.quote(str(text)).replace("{", "{{").replace("}", "}}")
+
+
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shell_word(CODE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
 def figure(name):

@@ -30,7 +30,7 @@ rule prepare_data:
     log:
         f"{RESULTS}/logs/prepare_data.log",
     shell:
-        "python -m unihead prepare --config {input.config} --manifest {output} > {log} 2>&1"
+        "python -m unihead prepare --config {input.config:q} --manifest {output:q} > {log:q} 2>&1"
 
 
 # Official sources are downloaded on the machine running Snakemake: a cluster's compute nodes often

@@ -5,21 +5,19 @@ INFERENCE = f"{RESULTS}/compute/inference.json"
 
 
 rule forgetting:
-    """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting."""
+    """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting;
+    every run the experiment lists must be there (the threshold, rule and margin come from its config)."""
     input:
-        RUN_METRICS,
+        config=RESOLVED_CONFIG,
+        metrics=RUN_METRICS,
     output:
         FORGETTING_TABLES,
     params:
         out=lambda wildcards, output: Path(output[0]).parent,
-        threshold=EXPERIMENT.threshold,
-        threshold_rule=EXPERIMENT.threshold_rule,
-        learned_margin=EXPERIMENT.learned_margin,
     log:
         f"{RESULTS}/logs/forgetting.log",
     shell:
-        "python -m unihead forgetting {input} --out {params.out} --threshold {params.threshold} "
-        "--threshold-rule {params.threshold_rule} --learned-margin {params.learned_margin} > {log} 2>&1"
+        "python -m unihead forgetting {input.metrics:q} --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule inference_speed:
@@ -38,4 +36,5 @@ rule inference_speed:
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
     shell:
-        "python -m unihead speed --config {input.config} --device {params.device} --runs 20 --json {output} > {log} 2>&1"
+        "python -m unihead speed --config {input.config:q} --device {params.device:q} --runs 20 --json {output:q}"
+        " > {log:q} 2>&1"

@@ -17,4 +17,4 @@ if REPORT_DIR == "paper":
         log:
             f"{RESULTS}/logs/paper.log",
         shell:
-            "latexmk -pdf -interaction=nonstopmode -halt-on-error -cd {input.tex} > {log} 2>&1"
+            "latexmk -pdf -interaction=nonstopmode -halt-on-error -cd {input.tex:q} > {log:q} 2>&1"

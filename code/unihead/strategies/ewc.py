@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from unihead.config import bounded, check_fields
 from unihead.likelihood import sampled_log_likelihood
 from unihead.strategies.base import StageContext, Strategy, register_strategy
 
@@ -95,13 +96,16 @@ class ElasticWeightConsolidation(Strategy):
 
     @dataclass(frozen=True)
     class Options:
-        penalty_weight: float = 1.0
+        penalty_weight: float = field(default=1.0, metadata=bounded(0))
         """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
         best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
-        fisher_samples: int = 200
+        fisher_samples: int = field(default=200, metadata=bounded(1))
         """Training inputs of each finished task whose squared scores make its Fisher."""
-        decay: float = 1.0
+        decay: float = field(default=1.0, metadata=bounded(0, 1))
         """Online EWC: F <- decay * F_old + F_new (1.0 sums the tasks' normalised Fishers)."""
+
+        def __post_init__(self) -> None:
+            check_fields(self)
 
     def __init__(self, options: Any, seed: int = 0) -> None:
         super().__init__(options, seed)

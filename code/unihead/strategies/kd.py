@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihead.config import bounded, check_fields
 from unihead.models import FEATURES
 from unihead.strategies.base import StageContext, register_strategy
 from unihead.strategies.distill import TeacherStrategy
@@ -42,10 +43,13 @@ class KnowledgeDistillation(TeacherStrategy):
 
     @dataclass(frozen=True)
     class Options:
-        temperature: float = 2.0
-        logit_weight: float = 1.0
-        feature_weight: float = 1.0
-        attention_weight: float = 1.0
+        temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+        logit_weight: float = field(default=1.0, metadata=bounded(0))
+        feature_weight: float = field(default=1.0, metadata=bounded(0))
+        attention_weight: float = field(default=1.0, metadata=bounded(0))
+
+        def __post_init__(self) -> None:
+            check_fields(self)  # every field, those of kd_replay's other parent (replay) too
 
     @property
     def needs_features(self) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor, nn
 
+from unihead.config import bounded, check_fields
 from unihead.strategies.base import StageContext, register_strategy
 from unihead.strategies.distill import TeacherStrategy
 
@@ -19,8 +20,11 @@ class LearningWithoutForgetting(TeacherStrategy):
 
     @dataclass(frozen=True)
     class Options:
-        temperature: float = 2.0
-        weight: float = 1.0
+        temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+        weight: float = field(default=1.0, metadata=bounded(0))
+
+        def __post_init__(self) -> None:
+            check_fields(self)
 
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:

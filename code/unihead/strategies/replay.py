@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from unihead.config import bounded, check_fields
 from unihead.engine.batch import to_device
 from unihead.strategies.base import StageContext, Strategy, register_strategy
 
@@ -58,11 +59,14 @@ class Replay(Strategy):
 
     @dataclass(frozen=True)
     class Options:
-        capacity: int = 50
+        capacity: int = field(default=50, metadata=bounded(1))
         """Samples kept per previous task (the paper: 50)."""
-        batch_size: int = 4
+        batch_size: int = field(default=4, metadata=bounded(1))
         """Replayed samples per previous task in each training step."""
-        weight: float = 1.0
+        weight: float = field(default=1.0, metadata=bounded(0))
+
+        def __post_init__(self) -> None:
+            check_fields(self)
 
     def __init__(self, options: Any, seed: int = 0) -> None:
         super().__init__(options, seed)
