@@ -60,3 +60,12 @@ def test_a_terminated_training_unwinds_and_removes_its_lock(synthetic_root, tmp_
     proc.terminate()
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     assert (out / "checkpoint.pt").is_file() and not (out / "run.lock").exists()
+
+
+def test_prepare_refuses_bad_strategy_options_before_building_data(tmp_path, capsys):
+    root = tmp_path / "data"
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"data:\n  root: {root}\nstrategies:\n  ewc: {{fisher_samples: 0}}\n")
+    assert main(["prepare", "--config", str(config), "--manifest", str(tmp_path / "m.json")]) == 2
+    assert "'strategies.ewc.fisher_samples'" in capsys.readouterr().err
+    assert not root.exists() and not (tmp_path / "m.json").exists()

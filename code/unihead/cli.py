@@ -54,7 +54,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if args.source or args.path or args.out or args.subsets or args.cache:
             raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
                              "--source folder), not both")
-        data = load_config(args.config).data
+        from unihead.strategies import check_strategy_options
+
+        experiment = load_config(args.config)
+        check_strategy_options(experiment.strategies)  # the workflow's first job: stop before building any data
+        data = experiment.data
         manifest_path = Path(args.manifest) if args.manifest else Path(data.root) / MANIFEST
     else:
         if not args.source or not args.out:

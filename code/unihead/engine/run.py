@@ -39,7 +39,7 @@ from unihead.files import atomic_open, atomic_write_text
 from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.runs import BASELINE_PREFIX
-from unihead.strategies import STRATEGIES, StageContext, create_strategy
+from unihead.strategies import STRATEGIES, StageContext, check_strategy_options, create_strategy
 from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
 
 CHECKPOINT = "checkpoint.pt"
@@ -135,8 +135,7 @@ class Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda epoch: lr_factor(train.schedule, epoch + spec.first_stage * train.epochs,
                                                     epochs_per_stage=train.epochs, stages=len(train.tasks)))
-        for name, options in config.strategies.items():  # every configured strategy's options, checked up front
-            create_strategy(name, options)
+        check_strategy_options(config.strategies)
         self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
         self.loss_fn = partial(self._loss, det_head=config.model.det_head, image_size=size)
 

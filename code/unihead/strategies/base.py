@@ -118,6 +118,13 @@ def create_strategy(name: str, options: Mapping[str, Any] | None = None, seed: i
     return cls(build_section(cls.Options, dict(options or {}), f"strategies.{name}"), seed=seed)
 
 
+def check_strategy_options(strategies: Mapping[str, Mapping[str, Any] | None]) -> None:
+    """Validate every configured strategy's options (``strategies.<name>`` of a config), so that a bad value
+    stops the workflow's first job, not a training job after the data is built."""
+    for name, options in strategies.items():
+        create_strategy(name, options)
+
+
 def options_of(name: str) -> dict[str, Any]:
     """The default options of a registered strategy (for documentation and provenance)."""
     return dataclasses.asdict(STRATEGIES[name].Options())
