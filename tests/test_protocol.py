@@ -47,9 +47,9 @@ def test_a_baseline_of_a_task_outside_the_sequence_is_refused(synthetic_root):
         run_spec(config, "baseline-cls", 0)
 
 
-def test_frozen_batchnorm_keeps_the_running_statistics_while_training(synthetic_root, tmp_path):
-    config = _config(synthetic_root, bn="freeze_after_first", epochs=1)
-    run = Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None)
+def _batchnorm_statistics_after_each_stage(config, out) -> list[dict[str, torch.Tensor]]:
+    """The running statistics of every BatchNorm layer right after each stage of a ``none`` run."""
+    run = Run(config, run_spec(config, "none", 0), out, log=lambda line: None)
     stats: list[dict[str, torch.Tensor]] = []
     original = run.strategy.after_stage
 
@@ -59,23 +59,19 @@ def test_frozen_batchnorm_keeps_the_running_statistics_while_training(synthetic_
 
     run.strategy.after_stage = record
     execute(run)
+    return stats
+
+
+def test_frozen_batchnorm_keeps_the_running_statistics_while_training(synthetic_root, tmp_path):
+    stats = _batchnorm_statistics_after_each_stage(_config(synthetic_root, bn="freeze_after_first", epochs=1),
+                                                   tmp_path)
     assert stats[0], "the model has BatchNorm running statistics"
     assert all(torch.equal(stats[0][k], stats[2][k]) for k in stats[0])  # unchanged by det and cls
 
 
 def test_trained_batchnorm_moves_the_running_statistics(synthetic_root, tmp_path):
-    config = _config(synthetic_root, epochs=1)
-    run = Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None)
-    stats: list[dict[str, torch.Tensor]] = []
-    original = run.strategy.after_stage
-
-    def record(model: nn.Module, stage) -> None:
-        original(model, stage)
-        stats.append({k: v.clone() for k, v in model.state_dict().items() if "running_mean" in k})
-
-    run.strategy.after_stage = record
-    execute(run)
-    assert any(not torch.equal(stats[0][k], stats[2][k]) for k in stats[0])
+    stats = _batchnorm_statistics_after_each_stage(_config(synthetic_root, epochs=1), tmp_path)
+    assert any(not torch.equal(stats[0][k], stats[2][k]) for k in stats[0] if "running_mean" in k)
 
 
 def test_set_train_mode_leaves_only_batchnorm_in_eval_mode():
