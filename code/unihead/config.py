@@ -251,7 +251,7 @@ class WorkflowConfig:
     """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
     gpus_per_run: int = field(default=0, metadata=bounded(0))
     """GPUs a training job asks the cluster for (resource ``gpu``)."""
-    threads_per_run: int = 4
+    threads_per_run: int = field(default=4, metadata=bounded(1))
     """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
     CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
     runtime_minutes: int = field(default=240, metadata=bounded(1))
@@ -266,8 +266,6 @@ class WorkflowConfig:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
         if not self.seeds:
             raise ConfigError("config key 'workflow.seeds': expected at least one seed")
-        if self.threads_per_run < 1:
-            raise ConfigError(f"config key 'workflow.threads_per_run': expected at least 1, got {self.threads_per_run}")
         if not self.report_dir or re.search(r"[{}]", self.report_dir.replace("{name}", "")):
             raise ConfigError("config key 'workflow.report_dir': expected a folder path whose only placeholder is "
                               f"{{name}}, got {self.report_dir!r}")
@@ -336,20 +334,16 @@ class ExperimentConfig:
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``); a strategy
     checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
-    threshold: float = 0.05
+    threshold: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
     threshold_rule: str = field(default="relative", metadata=_choices(*THRESHOLD_RULES))
     """Which drop decides pass/fail (see :data:`THRESHOLD_RULES`); every drop is reported whichever decides."""
-    learned_margin: float = 0.05
+    learned_margin: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
     for the task to count as learned; a task that was not learned is reported "not learned", never "pass"."""
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
-        for key in ("threshold", "learned_margin"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"config key '{key}': expected a number from 0 to below 1 (a fraction, or a "
-                                  f"difference on the metrics' 0..1 scale), got {getattr(self, key)}")
         unknown = sorted(set(self.strategies) - set(STRATEGY_NAMES))
         if unknown:
             names = ", ".join(f"'strategies.{name}'" for name in unknown)
