@@ -11,7 +11,7 @@ from torch import nn
 
 from unihead.config import ModelConfig
 from unihead.engine.train import set_train_mode
-from unihead.models import build_model
+from unihead.models import batchnorm_layers, build_model
 from unihead.strategies import StageContext, create_strategy
 from unihead.strategies.distill import output_distillation
 
@@ -79,10 +79,6 @@ def _terms(strategy, model: nn.Module, images: torch.Tensor) -> dict[str, float]
     return {name: value.item() for name, value in strategy.extra_loss(model, images, outputs, CLS_STAGE).items()}
 
 
-def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 @pytest.mark.parametrize("name", ["lwf", "kd"])
 @pytest.mark.parametrize("mode", ["train", "eval", "frozen_batchnorm"])
 def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model, images, name, mode):
@@ -100,9 +96,9 @@ def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model
 def test_a_train_mode_teacher_keeps_its_running_statistics(model, images):
     strategy = create_strategy("kd")
     strategy.after_stage(model, AFTER_DET)
-    teacher_norms = _batchnorms(strategy.teacher)
+    teacher_norms = batchnorm_layers(strategy.teacher)
     assert teacher_norms and all(m.momentum == 0.0 for m in teacher_norms)
-    assert all(m.momentum == 0.1 for m in _batchnorms(model))
+    assert all(m.momentum == 0.1 for m in batchnorm_layers(model))
     before = [(m.running_mean.clone(), m.running_var.clone()) for m in teacher_norms]
     model.train()
     strategy.teacher_outputs(model, images, CLS_STAGE, features=True)
@@ -116,6 +112,6 @@ def test_a_resumed_teacher_is_rebuilt_with_frozen_statistics(model, images):
     strategy.after_stage(model, AFTER_DET)
     resumed = create_strategy("lwf")
     resumed.load_state_dict(strategy.state_dict(), model)
-    assert all(m.momentum == 0.0 for m in _batchnorms(resumed.teacher))
+    assert all(m.momentum == 0.0 for m in batchnorm_layers(resumed.teacher))
     model.train()
     assert abs(_terms(resumed, model, images)["lwf_kl"]) < 1e-6

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image
 
+from unihead.tasks import NUM_DET_CLASSES
+
 HEAD_TYPES = ("paper", "logits")
 OBJECTNESS = 4
 CLASS_START = 5
@@ -30,6 +32,15 @@ def det_channels(head: str, num_classes: int) -> int:
     if head == "logits":
         return CLASS_START + num_classes
     raise ValueError(f"unknown detection head {head!r}; expected one of {list(HEAD_TYPES)}")
+
+
+def detection_head_type(channels: int, num_classes: int = NUM_DET_CLASSES) -> str:
+    """The detection head type (``paper`` or ``logits``) whose raw output has ``channels`` channels."""
+    for head in HEAD_TYPES:
+        if det_channels(head, num_classes) == channels:
+            return head
+    raise ValueError(f"a raw detection output has {det_channels('paper', num_classes)} (paper) or "
+                     f"{det_channels('logits', num_classes)} (logits) channels, not {channels}")
 
 
 @dataclass

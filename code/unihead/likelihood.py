@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unihead.detection import CLASS_START, HEAD_TYPES, OBJECTNESS, det_channels, grid_boxes
-from unihead.tasks import CLS, DET, NUM_DET_CLASSES, SEG
+from unihead.detection import CLASS_START, OBJECTNESS, detection_head_type, grid_boxes
+from unihead.tasks import CLS, DET, SEG
 
 BOX_SIGMA = 0.1
 """Standard deviation of the Gaussian on each decoded box coordinate, as a fraction of the image
@@ -57,15 +57,6 @@ def _gaussian(mean: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
     noise = torch.randn(mean.shape, generator=generator).to(mean.device)
     sample = mean.detach() + sigma * noise
     return -(sample - mean).pow(2) / (2 * sigma**2)
-
-
-def detection_head_type(channels: int) -> str:
-    """The detection head type (``paper`` or ``logits``) whose raw output has ``channels`` channels."""
-    for head in HEAD_TYPES:
-        if det_channels(head, NUM_DET_CLASSES) == channels:
-            return head
-    raise ValueError(f"a raw detection output has {det_channels('paper', NUM_DET_CLASSES)} (paper) or "
-                     f"{det_channels('logits', NUM_DET_CLASSES)} (logits) channels, not {channels}")
 
 
 def _detection(raw: Tensor, generator: torch.Generator) -> Tensor:

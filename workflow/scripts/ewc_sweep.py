@@ -27,7 +27,7 @@ import yaml
 
 from unihead.config import load_config
 from unihead.forgetting import load_runs, sequence_summaries
-from unihead.report.tables import latex_escape
+from unihead.report.tables import latex_table
 
 
 def main() -> int:
@@ -71,17 +71,15 @@ def main() -> int:
         rows.append({"lambda": f"{weight:g}", **{t: 100 * v for t, v in zip(run["eval_tasks"], run["R"][-1],
                                                                              strict=True)},
                      "avg final": 100 * summary["avg_final"], "avg forgetting": 100 * summary["avg_forgetting"]})
-    frame = pd.DataFrame(rows)
+    display = pd.DataFrame(rows).map(lambda value: value if isinstance(value, str) else f"{value:.1f}")
     data = experiment.data
     caption = (f"EWC's penalty weight on {args.config} ({data.source} data, {data.image_size} px, seed {seed}): "
                "final score per task, average final score and average forgetting (x100); "
                f"made by workflow/scripts/ewc_sweep.py.")
-    table = frame.round(1).to_markdown(index=False, disable_numparse=True)
+    table = display.to_markdown(index=False, disable_numparse=True)
     (args.out / "sweep.md").write_text(f"{table}\n\n{caption}\n")
     if args.latex:
-        styler = frame.style.format(precision=1).hide(axis="index")
-        args.latex.write_text(styler.to_latex(hrules=True, caption=latex_escape(caption), label="tab:ewc-sweep",
-                                              position="htbp", position_float="centering"))
+        args.latex.write_text(latex_table(display, caption, "tab:ewc-sweep", index=False))
     print(table)
     return 0
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from unihead.engine.batch import to_device
 from unihead.errors import TrainingDiverged
+from unihead.models import batchnorm_layers
 from unihead.strategies import StageContext, Strategy
 
 
@@ -21,9 +22,8 @@ def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
     so they normalise with, and keep, their running statistics (their affine weights still train)."""
     model.train()
     if freeze_batchnorm:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
+        for layer in batchnorm_layers(model):
+            layer.eval()
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,

@@ -80,3 +80,9 @@ def parameter_breakdown(model: UniHeadModel) -> dict[str, int]:
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of ``model`` (timm's ``BatchNormAct2d`` included): the layers whose mode
+    decides between batch and running statistics."""
+    return [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from unihead.files import atomic_write_text
-from unihead.forgetting import BASELINE_PREFIX, DEFINITIONS, RULE_DROP, Verdict, summary_table
+from unihead.forgetting import DEFINITIONS, RULE_DROP, Verdict, summary_table
+from unihead.runs import BASELINE_PREFIX
 
 TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
 DROP_UNITS = {"relative": "%", "relative_to_chance": "% of base - chance", "absolute": "points"}
@@ -165,7 +166,8 @@ def latex_escape(text: str) -> str:
     return text
 
 
-def _latex(table: pd.DataFrame, caption: str, label: str, index: bool) -> str:
+def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> str:
+    """A display table (strings) as booktabs LaTeX with caption and label, special characters escaped."""
     styler = table.style.format(escape="latex").format_index(escape="latex", axis=0) \
         .format_index(escape="latex", axis=1)
     if not index:
@@ -198,6 +200,7 @@ def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: 
         atomic_write_text(out / f"{name}.csv", numbers.to_csv(index=False))
         markdown = display.to_markdown(index=index, disable_numparse=True)  # keep "2.0", not "2"
         atomic_write_text(out / f"{name}.md", f"{markdown}\n\n{caption} {provenance_line}\n")
-        atomic_write_text(out / f"{name}.tex", _latex(display, f"{caption} {provenance_line}", f"tab:{name}", index))
+        latex = latex_table(display, f"{caption} {provenance_line}", f"tab:{name}", index)
+        atomic_write_text(out / f"{name}.tex", latex)
         paths += [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
     return paths

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihead.detection import CLASS_START, OBJECTNESS, detection_head_type
+from unihead.models import batchnorm_layers
 from unihead.strategies.base import StageContext, Strategy
 from unihead.tasks import DET
 
-BOX_CHANNELS = slice(0, 4)
-OBJECTNESS_CHANNEL = 4
-PAPER_DET_CHANNELS = 6
+BOX_CHANNELS = slice(0, OBJECTNESS)
 
 
 def softmax_kl_per_position(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
@@ -54,11 +54,11 @@ def output_distillation(task: str, student: Tensor, teacher: Tensor, temperature
     """
     if task != DET:
         return softmax_kl(student, teacher, temperature)
-    weights = teacher[:, OBJECTNESS_CHANNEL].sigmoid()
-    loss = bernoulli_kl(student[:, OBJECTNESS_CHANNEL], teacher[:, OBJECTNESS_CHANNEL], temperature)
+    weights = teacher[:, OBJECTNESS].sigmoid()
+    loss = bernoulli_kl(student[:, OBJECTNESS], teacher[:, OBJECTNESS], temperature)
     box = (student[:, BOX_CHANNELS].sigmoid() - teacher[:, BOX_CHANNELS].sigmoid()).pow(2).mean(dim=1)
-    classes = slice(OBJECTNESS_CHANNEL + 1, None)
-    if student.shape[1] > PAPER_DET_CHANNELS:
+    classes = slice(CLASS_START, None)
+    if detection_head_type(student.shape[1]) == "logits":
         cls = softmax_kl_per_position(student[:, classes], teacher[:, classes], temperature)
     else:
         cls = (student[:, classes] - teacher[:, classes]).pow(2).mean(dim=1)
@@ -125,9 +125,8 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
-    for module in teacher.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.momentum = 0.0
+    for layer in batchnorm_layers(teacher):
+        layer.momentum = 0.0
     return teacher
 
 
