@@ -3,8 +3,8 @@
 One parametrised table, BAD_CONFIGS: a row per bad config (an id, the config's values, and the text the
 ConfigError must contain: the dotted key and what is allowed). Each row runs the checks made before any
 work: the config is read (:func:`config_from_dict`, as the Snakefile does when it is parsed and every
-command does), and every configured strategy's options are checked (:func:`create_strategy`, as a
-training run does before it trains). A new kind of bad config is a new row here.
+command does), and every configured strategy's options are checked (:func:`check_strategy_options`, as
+``unihead prepare``, the workflow's first job, and a training run do). A new kind of bad config is a new row here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from unihead.config import ConfigError, config_from_dict, load_config
-from unihead.strategies import STRATEGIES, create_strategy
+from unihead.strategies import STRATEGIES, check_strategy_options
 
 
 def row(case: str, values: dict[str, Any], message: str) -> Any:
@@ -154,9 +154,7 @@ BAD_CONFIGS = [
 
 def check_before_any_work(values: dict[str, Any]) -> None:
     """What runs before any work: read the config, then check every configured strategy's options."""
-    config = config_from_dict(values)
-    for name, options in config.strategies.items():
-        create_strategy(name, options)
+    check_strategy_options(config_from_dict(values).strategies)
 
 
 @pytest.mark.parametrize(("values", "message"), BAD_CONFIGS)
