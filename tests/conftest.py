@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unihead.data import write_synthetic_dataset
+from unihead.sources import write_synthetic_dataset
 
 MINI_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mini"
 """The real mini datasets beside the checkout (``../shared/data/mini``); never copied into the repo."""

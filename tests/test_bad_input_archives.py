@@ -25,12 +25,12 @@ import pytest
 import test_official
 from test_official import build, md5, write_tar, write_zip
 from unihead.config import Download
-from unihead.data.archives import SizeCap, extract_selected
 from unihead.data.categories import IMAGENETTE_WNIDS
 from unihead.data.errors import DatasetError, DownloadError
-from unihead.data.manifest import MANIFEST, write_manifest
-from unihead.data.prepare import prepare_synthetic
 from unihead.files import atomic_write_text
+from unihead.sources.archives import SizeCap, extract_selected
+from unihead.sources.manifest import MANIFEST, write_manifest
+from unihead.sources.prepare import prepare_synthetic
 
 sources = test_official.sources
 """The fake official archives, their server and id lists (the fixture of tests/test_official.py)."""

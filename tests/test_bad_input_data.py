@@ -21,8 +21,9 @@ import pytest
 import torch
 from PIL import Image
 
-from unihead.data import DatasetError, build_dataset, write_synthetic_dataset
+from unihead.data import DatasetError, build_dataset
 from unihead.data.categories import voc_palette
+from unihead.sources import write_synthetic_dataset
 
 SIZE = 48
 OPEN, READ = "open", "read"

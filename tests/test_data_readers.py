@@ -14,7 +14,7 @@ from PIL import Image
 
 from unihead.data import CocoDetection, DatasetError, VocSegmentation, build_dataset, collate
 from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS
-from unihead.data.synthetic import SEG_CLASSES
+from unihead.sources.synthetic import SEG_CLASSES
 
 SIZE = 64
 

@@ -24,13 +24,13 @@ from PIL import Image
 
 from unihead.cli import main
 from unihead.config import DataConfig, Download, OfficialConfig
-from unihead.data.archives import SizeCap, extract_selected
 from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS, voc_palette
 from unihead.data.errors import DatasetError, DownloadError
-from unihead.data.manifest import MANIFEST
-from unihead.data.prepare import RECORD, prepare_data
-from unihead.data.subsets import read_subsets
 from unihead.files import sha256_file
+from unihead.sources.archives import SizeCap, extract_selected
+from unihead.sources.manifest import MANIFEST
+from unihead.sources.prepare import RECORD, prepare_data
+from unihead.sources.subsets import read_subsets
 
 VOC_IDS = {"train": ["2007_000032", "2008_000101"], "val": ["2009_000200"]}
 VOC_UNLISTED = "2010_000300"

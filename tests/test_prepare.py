@@ -9,9 +9,9 @@ import pytest
 
 from unihead.cli import main
 from unihead.data import DatasetError
-from unihead.data.manifest import MANIFEST
-from unihead.data.prepare import prepare_folder, validate_folder
 from unihead.files import sha256_file
+from unihead.sources.manifest import MANIFEST
+from unihead.sources.prepare import prepare_folder, validate_folder
 
 
 def test_synthetic_source_writes_data_and_manifest(tmp_path):

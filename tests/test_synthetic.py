@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from unihead.cli import main
-from unihead.data import build_dataset, write_synthetic_dataset
-from unihead.data.synthetic import SEG_CLASSES
+from unihead.data import build_dataset
+from unihead.sources import write_synthetic_dataset
+from unihead.sources.synthetic import SEG_CLASSES
 
 
 def _digest(root: Path) -> dict[str, str]:

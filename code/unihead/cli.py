@@ -36,7 +36,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write the synthetic datasets in the three on-disk formats."""
-    from unihead.data import write_synthetic_dataset
+    from unihead.sources import write_synthetic_dataset
 
     write_synthetic_dataset(Path(args.out), n_train=args.n_train, n_val=args.n_val,
                             image_size=args.size, seed=args.seed)
@@ -47,8 +47,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Make a data root ready (synthesise it, build it from the official sources, or validate a folder the
     user has) and write its manifest (sha256 of every file)."""
-    from unihead.data.manifest import MANIFEST, write_manifest
-    from unihead.data.prepare import prepare_data
+    from unihead.sources.manifest import MANIFEST, write_manifest
+    from unihead.sources.prepare import prepare_data
 
     if args.config:
         if args.source or args.path or args.out or args.subsets or args.cache:

@@ -1,4 +1,4 @@
-"""Batching of the three tasks' samples."""
+"""Batching of the three tasks' samples, and moving a batch to the training device."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def collate(batch: list[tuple[Tensor, Any]]) -> tuple[Tensor, Any]:
     if isinstance(targets[0], int):
         return images, torch.tensor(targets, dtype=torch.int64)
     return images, targets
+
+
+def to_device(targets: Any, device: torch.device) -> Any:
+    """Tensors, and the tensors inside a list of detection target dicts, moved to ``device``."""
+    if isinstance(targets, Tensor):
+        return targets.to(device)
+    if isinstance(targets, list):
+        return [to_device(t, device) for t in targets]
+    if isinstance(targets, dict):
+        return {k: to_device(v, device) for k, v in targets.items()}
+    return targets

@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unihead.config import EvalConfig
+from unihead.data.collate import to_device
 from unihead.detection import decode_detections
-from unihead.engine.batch import to_device
 from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_map, detections_to_coco
 from unihead.tasks import CLS, DET, SEG
 

@@ -30,7 +30,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from unihead.config import ConfigError, ExperimentConfig, config_to_dict
 from unihead.data import build_dataset, collate
-from unihead.data.manifest import MANIFEST
 from unihead.engine.evaluate import chance_score, evaluate_task
 from unihead.engine.lock import locked
 from unihead.engine.provenance import provenance
@@ -39,6 +38,7 @@ from unihead.files import atomic_open, atomic_write_text
 from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.runs import BASELINE_PREFIX
+from unihead.sources.manifest import MANIFEST
 from unihead.strategies import STRATEGIES, StageContext, check_strategy_options, create_strategy
 from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
 

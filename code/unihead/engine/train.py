@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from unihead.engine.batch import to_device
+from unihead.data.collate import to_device
 from unihead.errors import TrainingDiverged
 from unihead.models import batchnorm_layers
 from unihead.strategies import StageContext, Strategy

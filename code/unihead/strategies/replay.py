@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from unihead.config import bounded, check_fields
-from unihead.engine.batch import to_device
+from unihead.data.collate import to_device
 from unihead.strategies.base import StageContext, Strategy, register_strategy
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from unihead.config import DataConfig
 from unihead.data.errors import DatasetError
 from unihead.data.factory import build_dataset
-from unihead.data.manifest import MANIFEST, build_manifest
-from unihead.data.official import build_official
-from unihead.data.subsets import SPLITS
-from unihead.data.synthetic import write_synthetic_dataset
 from unihead.files import atomic_write_text
+from unihead.sources.manifest import MANIFEST, build_manifest
+from unihead.sources.official import build_official
+from unihead.sources.subsets import SPLITS
+from unihead.sources.synthetic import write_synthetic_dataset
 from unihead.tasks import DATASET_DIRS, TASKS
 
 RECORD = ".unihead-prepare.json"

@@ -2,7 +2,7 @@
 
 Images and masks are the archives' own bytes (never re-encoded), and the COCO annotation files are
 written with sorted keys, so two builds from the same archives and id lists are identical files.
-The builder writes into the folder it is given: ``unihead.data.prepare`` gives it a hidden staging
+The builder writes into the folder it is given: ``unihead.sources.prepare`` gives it a hidden staging
 folder, validates what it built and only then moves it into the data root, so a failed build leaves
 the data root as it was. Archive members are read up to a size cap per kind of file.
 """
@@ -19,10 +19,10 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from unihead.config import OfficialConfig
-from unihead.data.archives import SizeCap, extract_files
-from unihead.data.download import fetch, fetch_verified
 from unihead.data.errors import DatasetError
-from unihead.data.subsets import SPLITS, Subsets, read_subsets
+from unihead.sources.archives import SizeCap, extract_files
+from unihead.sources.download import fetch, fetch_verified
+from unihead.sources.subsets import SPLITS, Subsets, read_subsets
 from unihead.tasks import CLS, DATASET_DIRS, DET, SEG
 
 VOC_MEMBER = "VOCdevkit/VOC2012/{folder}/{id}{suffix}"
