@@ -18,10 +18,10 @@ DOCKERFILE = (CONTAINERS / "Dockerfile").read_text()
 DEFINITION = (CONTAINERS / "unihead.def").read_text()
 
 
-def tool(name: str) -> str:
+def tool(name: str, extra: str = "test") -> str:
     path = shutil.which(name) or str(Path(sys.executable).with_name(name))
     if not Path(path).exists():
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+        pytest.skip(f"{name} is not installed (pip install -e '.[{extra}]')")
     return path
 
 
@@ -41,6 +41,33 @@ def test_the_shell_scripts_lint_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_github_workflows_lint_clean():
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    proc = subprocess.run([tool("actionlint", "actions"), f"-shellcheck={tool('shellcheck')}", *map(str, workflows)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_image_named_everywhere_is_the_one_ci_publishes_for_this_version():
+    """CI pushes ghcr.io/<owner>/<repository>:<pyproject version>; the config default, paper.yaml and the README
+    name that image (assuming the repository is github.com/unihead/unihead), and the labels carry the version."""
+    import yaml
+
+    from unihead.config import WorkflowConfig
+
+    package_version = version("unihead")
+    image = f"docker://ghcr.io/unihead/unihead:{package_version}"
+    assert WorkflowConfig().container == image
+    paper = yaml.safe_load((REPO / "workflow" / "config" / "paper.yaml").read_text())
+    assert paper["workflow"]["container"] == image
+    assert f"`{image}`" in (REPO / "README.md").read_text()
+    publish = (REPO / ".github" / "workflows" / "image.yml").read_text()
+    assert 'ref=ghcr.io/${GITHUB_REPOSITORY,,}:$version' in publish and '"v$version"' in publish
+    assert re.findall(r"^ARG VERSION=(\S+)$", DOCKERFILE, re.M) == [package_version]
+    assert re.findall(r"^\s+org.opencontainers.image.version (\S+)$", DEFINITION, re.M) == [package_version]
+
+
 def dockerfile_instructions(keyword: str) -> list[str]:
     """The arguments of every ``keyword`` instruction, continuation lines joined."""
     joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
@@ -54,7 +81,8 @@ def test_both_recipes_build_on_the_same_base_with_the_same_files_scripts_and_env
 
     copied = " ".join(dockerfile_instructions("COPY"))
     files_section = DEFINITION.split("%files")[1].split("%post")[0]
-    recipe_files = {f"containers/{p.name}" for p in CONTAINERS.iterdir() if p.suffix in (".sh", ".py", ".txt")}
+    recipe_files = {f"containers/{p.name}" for p in CONTAINERS.iterdir()
+                    if p.suffix in (".sh", ".py", ".txt") and p.name != "test-image.sh"}
     assert set(re.findall(r"containers/[\w.-]+", copied)) == recipe_files
     assert set(re.findall(r"^\s+(containers/[\w.-]+)", files_section, re.M)) == recipe_files
     assert "code /opt/unihead/code" in copied and re.search(r"^\s+code /opt/unihead/code$", files_section, re.M)
