@@ -30,12 +30,12 @@ case "$engine_name" in
 esac
 
 local_debian_base() {
-    # The Dockerfile's debian:<release>[-slim] base, made here by mmdebstrap and imported.
+    # The Dockerfile's debian:<release>[-slim] base, made here by mmdebstrap and imported; prints its name.
     local release="${1#debian:}"
     release="${release%-slim}"
     local name="localhost/unihead-base:$release"
     if ! "${engine[@]}" image inspect "$name" >/dev/null 2>&1; then
-        say "making $name: a minimal Debian $release root file system (mmdebstrap) imported as the base"
+        say "making $name: a minimal Debian $release root file system (mmdebstrap) imported as the base" >&2
         mmdebstrap --variant=minbase --format=tar "$release" - | "${engine[@]}" import - "$name" >/dev/null
     fi
     echo "$name"

@@ -31,6 +31,7 @@ def test_the_image_runs_the_package_and_the_tiny_workflow_as_its_user():
                           timeout=3000, env={**os.environ, "ENGINE": "podman"})
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "test-image.sh: all checks passed" in proc.stdout
+    print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("test-image.sh: ")))
 
     # The image builds the model the host builds: the same parameter table, line by line.
     host = subprocess.run([sys.executable, "-m", "unihead", "params"], cwd=REPO, capture_output=True, text=True,
