@@ -106,7 +106,11 @@ if [ "$fetch_weights" = 1 ]; then
 fi
 say "the tiny workflow end to end"
 start=$SECONDS
-in_image bash -c 'umask 0 && snakemake --cores 2 --configfile workflow/config/test.yaml'
+if ! in_image bash -c 'umask 0 && snakemake --cores 2 --configfile workflow/config/test.yaml'; then
+    say "the tiny workflow failed; the end of each job's log:"
+    find "$work/results" -name '*.log' -exec tail --lines 20 {} + || true
+    exit 1
+fi
 say "the tiny workflow took $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
 in_image python - <<'PY'
 import json
