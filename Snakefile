@@ -29,6 +29,14 @@ if not workflow.overwrite_configfiles:
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
 from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
 from unihead.runs import run_names  # noqa: E402
+from unihead.scopes import (  # noqa: E402
+    data_scope,
+    forgetting_scope,
+    inference_scope,
+    readme_scope,
+    report_scope,
+    run_scope,
+)
 
 try:
     EXPERIMENT = config_from_dict(config)
@@ -48,6 +56,7 @@ if EXPERIMENT.workflow.gpus_per_run > 0:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -5,7 +5,14 @@ Every config that must be refused is a row of the table in tests/test_bad_input_
 
 from __future__ import annotations
 
-from unihead.config import STRATEGY_NAMES, ExperimentConfig, ModelConfig, config_from_dict, config_to_dict
+from unihead.config import (
+    STRATEGY_NAMES,
+    ExperimentConfig,
+    ModelConfig,
+    config_from_dict,
+    config_to_dict,
+    model_stride,
+)
 
 
 def test_empty_config_gives_the_papers_model():
@@ -63,7 +70,7 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
                      "strategies": ["kd_replay"]},
         "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
     })
-    assert config.stride == 64 and config.eval.nms_iou == 1.0
+    assert model_stride(config.model) == 64 and config.eval.nms_iou == 1.0
     from unihead.strategies import create_strategy
 
     options = {name: create_strategy(name, values).options for name, values in config.strategies.items()}

@@ -13,6 +13,7 @@ from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
 from unihead.engine.run import Run, execute, run_spec
 from unihead.errors import TrainingDiverged
+from unihead.scopes import run_config
 from unihead.strategies import STRATEGIES
 
 
@@ -25,7 +26,7 @@ def _config(root, **train):
 
 
 def _run(config, name, out, seed=0, log=lambda line: None):
-    return execute(Run(config, run_spec(config, name, seed), out, log=log))
+    return execute(Run(run_config(config, name, seed), out, log=log))
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -52,7 +53,7 @@ def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
 
 def test_metrics_record_provenance_and_chance_but_no_verdict(synthetic_root, tmp_path):
     config = _config(synthetic_root)
-    run = Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None)
+    run = Run(run_config(config, "none", 0), tmp_path, log=lambda line: None)
     metrics = execute(run)
     provenance = metrics["provenance"]
     assert provenance["seed"] == 0 and provenance["config"]["train"]["epochs"] == 1
@@ -170,4 +171,4 @@ def test_options_of_every_configured_strategy_are_checked_before_training(synthe
               "strategies": {"kd": {"temprature": 2.0}}}
     config = config_from_dict(values)
     with pytest.raises(ConfigError, match="unknown config key 'strategies.kd.temprature'"):
-        Run(config, run_spec(config, "none", 0), tmp_path)
+        Run(run_config(config, "none", 0), tmp_path)

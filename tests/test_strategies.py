@@ -16,11 +16,12 @@ from torch.utils.data import DataLoader, Subset
 from unihead.config import ConfigError, ModelConfig, config_from_dict
 from unihead.data import build_dataset, collate
 from unihead.engine import run as engine
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.engine.train import train_one_epoch
 from unihead.likelihood import BOX_SIGMA, sampled_log_likelihood
 from unihead.losses import task_loss
 from unihead.models import FEATURES, build_model
+from unihead.scopes import run_config
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.strategies.distill import output_distillation, softmax_kl
 from unihead.strategies.ewc import accumulate, fisher_diagonal, normalised
@@ -295,7 +296,7 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
 
     monkeypatch.setattr(engine, "train_one_epoch", recording)
     config = _config(synthetic_root, reset_optimizer=reset)
-    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+    execute(Run(run_config(config, "none", 0), tmp_path, log=lambda line: None))
     assert seen[0] == {}
     if reset:
         assert seen[1] == {}
@@ -309,7 +310,7 @@ def uninterrupted(synthetic_root, tmp_path_factory):
     """The weights at the end of an uninterrupted 2-stage, 2-epoch run that resets the optimiser."""
     config = _config(synthetic_root, epochs=2, reset_optimizer=True)
     out = tmp_path_factory.mktemp("uninterrupted")
-    execute(Run(config, run_spec(config, "none", 0), out, log=lambda line: None))
+    execute(Run(run_config(config, "none", 0), out, log=lambda line: None))
     return torch.load(out / "model.pt", weights_only=True)
 
 
@@ -327,8 +328,8 @@ def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(synt
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        execute(Run(config, run_spec(config, "none", 0), tmp_path, log=killing))
-    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+        execute(Run(run_config(config, "none", 0), tmp_path, log=killing))
+    execute(Run(run_config(config, "none", 0), tmp_path, log=lambda line: None))
     resumed = torch.load(tmp_path / "model.pt", weights_only=True)
     assert all(torch.equal(value, resumed[key]) for key, value in uninterrupted.items())
 

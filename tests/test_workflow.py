@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -139,10 +140,12 @@ def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):
     assert f"--out {report_dir}" not in proc.stdout and not marker.exists()
 
 
-def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
-    """A fresh copy of the workflow runs data -> every run -> forgetting table -> report, every shell job
-    through `apptainer exec` of the configured image (a stand-in engine runs the commands on the host)."""
-    work = tmp_path / "unihead"
+@pytest.fixture(scope="module")
+def tiny_workflow(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh copy of the workflow after a complete run of the tiny config in the container (a stand-in
+    engine runs the commands on the host): the copy's folder and the engine's call log."""
+    root = tmp_path_factory.mktemp("tiny")
+    work = root / "unihead"
     for part in ("Snakefile", "workflow", "code"):
         source = REPO / part
         if source.is_dir():
@@ -150,10 +153,17 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
         else:
             work.mkdir(exist_ok=True)
             shutil.copy(source, work / part)
-    calls = tmp_path / "apptainer.jsonl"
+    calls = root / "apptainer.jsonl"
     proc = snakemake("--cores", "2", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                      env=with_stand_in_apptainer(calls))
     assert proc.returncode == 0, proc.stderr[-5000:]
+    return work, calls
+
+
+def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
+    """The copy ran data -> every run -> forgetting table -> report, every shell job through `apptainer exec`
+    of the configured image."""
+    work, calls = tiny_workflow
     results = work / "results" / "test"
 
     image = "docker://ghcr.io/unihead/unihead:0.1.0"
@@ -198,3 +208,46 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
     again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                       env=with_stand_in_apptainer(calls))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def planned_jobs(work: Path, *config: str) -> list[str]:
+    """The jobs a dry run of the tiny config (with ``--config`` overrides) plans after the complete run, as
+    ``rule`` or ``rule[wildcard=value,...]``, sorted (the ``all`` target left out)."""
+    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml", *(["--config", *config] if config else []),
+                     cwd=work)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition(":")
+        found = re.search(r"^\s+wildcards: (.*)$", body, flags=re.MULTILINE)
+        wildcards = found.group(1).replace(" ", "") if found else ""
+        if name != "all":
+            jobs.append(f"{name}[{wildcards}]" if wildcards else name)
+    return sorted(jobs)
+
+
+def training(runs: list[str], seeds: list[int]) -> list[str]:
+    """A run's config job and its training job, for each run and seed."""
+    return [f"{rule}[run={run},seed={seed}]" for run in runs for seed in seeds for rule in ("run_config", "train")]
+
+
+TABLES = ["forgetting", "job_config[job=forgetting]", "report"]
+"""The forgetting tables, their config, and the report after them."""
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param([], [], id="nothing"),
+    pytest.param(["threshold=0.1"], TABLES, id="threshold"),
+    pytest.param(["threshold_rule=absolute"], TABLES, id="threshold-rule"),
+    pytest.param(['workflow={"report_dir": "results/test/report-2"}'], ["report"], id="report-dir"),
+    pytest.param(['workflow={"seeds": [0, 1]}'], sorted(TABLES + training(RUNS, [1])), id="new-seed"),
+    pytest.param(['strategies={"ewc": {"fisher_samples": 4}}'],
+                 sorted(["forgetting", "report"] + training(["ewc"], [0])), id="one-strategys-options"),
+    pytest.param(['train={"epochs": 3}'], sorted(["forgetting", "job_config[job=report]", "report"] +
+                                                 training(RUNS, [0])), id="epochs"),
+])
+def test_an_edit_plans_only_the_jobs_that_read_it(tiny_workflow, edit, expected):
+    """After a complete run, a dry run with one config edit plans exactly the jobs whose inputs it changes:
+    each job reads its own slice of the config (code/unihead/scopes.py)."""
+    work, _ = tiny_workflow
+    assert planned_jobs(work, *edit) == expected

@@ -102,8 +102,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the tables (CSV, Markdown, LaTeX) and figures (PDF, PNG) of an experiment from its runs."""
     from unihead.report.build import build_report
 
-    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.out),
-                           inference=Path(args.inference) if args.inference else None)
+    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
+                           Path(args.out), inference=Path(args.inference) if args.inference else None)
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 
@@ -116,11 +116,17 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
-    from unihead.engine.run import Run, execute, run_spec
+    from unihead.config import load_run_config
+    from unihead.engine.run import Run, execute
+    from unihead.scopes import run_config
 
-    config = load_config(args.config)
-    run = Run(config, run_spec(config, args.run, args.seed), Path(args.out),
-              manifest=Path(args.manifest) if args.manifest else None)
+    if args.run is None:
+        if args.seed is not None:
+            raise InputError("unihead train: --seed goes with --run (a run config file holds its own seed)")
+        config = load_run_config(args.config)
+    else:
+        config = run_config(load_config(args.config), args.run, 0 if args.seed is None else args.seed)
+    run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         metrics = execute(run)
@@ -128,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
                        for metric in [metrics["primary_metric"][t]])
-    print(f"[{args.run} seed{args.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
+    print(f"[{config.run} seed{config.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
           f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -193,10 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=cmd_prepare)
 
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    train.add_argument("--config", required=True, help="experiment YAML")
-    train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay) "
-                       "or baseline-seg / baseline-det / baseline-cls")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--config", required=True, help="the run's config file as the workflow writes it "
+                       "(results/<exp>/runs/<run>/seed<N>/run.yaml), or with --run an experiment YAML")
+    train.add_argument("--run", help="with an experiment YAML: a strategy name (none, ewc, lwf, replay, kd, "
+                       "kd_replay) or baseline-seg / baseline-det / baseline-cls")
+    train.add_argument("--seed", type=int, help="with --run: the seed (default 0)")
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
                        "(default: <data root>/manifest.json when it exists)")
@@ -232,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     speed.set_defaults(func=cmd_speed)
 
     report = commands.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
-    report.add_argument("--config", required=True, help="the experiment YAML the runs were made with")
+    report.add_argument("--config", required=True, help="the experiment YAML the runs were made with (or the "
+                        "workflow's report config, results/<exp>/config/report.yaml)")
     report.add_argument("metrics", nargs="+", help="metrics.json files, or folders of runs")
+    report.add_argument("--forgetting", required=True, help="forgetting_summary.csv that `unihead forgetting` "
+                        "wrote from the same runs (the report shows its drops and verdicts)")
     report.add_argument("--out", required=True, help="folder for tables/ and figures/")
     report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
     report.set_defaults(func=cmd_report)

@@ -233,7 +233,7 @@ class DataConfig:
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
     image_size: int = field(default=512, metadata=bounded(1))
     """Side of the square input in pixels: a multiple of the largest stride the model uses (see
-    :meth:`ExperimentConfig.stride`), so that every feature map and the detection grid tile it exactly."""
+    :func:`model_stride`), so that every feature map and the detection grid tile it exactly."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
 
@@ -349,17 +349,46 @@ class ExperimentConfig:
             names = ", ".join(f"'strategies.{name}'" for name in unknown)
             raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
                               f"{list(STRATEGY_NAMES)}")
-        if self.data.image_size % self.stride:
-            raise ConfigError(f"config key 'data.image_size': expected a multiple of {self.stride}, the largest stride "
-                              f"the model uses (the backbone's {DEEPEST_BACKBONE_STRIDE} or a larger one in "
-                              f"'model.levels'), got {self.data.image_size}")
+        check_image_size(self.model, self.data)
 
-    @property
-    def stride(self) -> int:
-        """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
-        a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
-        maps and a detection grid that tile the image exactly; another size would silently shift them."""
-        return max(DEEPEST_BACKBONE_STRIDE, *self.model.levels.values())
+
+def model_stride(model: ModelConfig) -> int:
+    """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
+    a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
+    maps and a detection grid that tile the image exactly; another size would silently shift them."""
+    return max(DEEPEST_BACKBONE_STRIDE, *model.levels.values())
+
+
+def check_image_size(model: ModelConfig, data: DataConfig) -> None:
+    """``data.image_size`` must be a multiple of :func:`model_stride`."""
+    stride = model_stride(model)
+    if data.image_size % stride:
+        raise ConfigError(f"config key 'data.image_size': expected a multiple of {stride}, the largest stride "
+                          f"the model uses (the backbone's {DEEPEST_BACKBONE_STRIDE} or a larger one in "
+                          f"'model.levels'), got {data.image_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one training job reads, and nothing else: the run's config file that the workflow writes
+    (``results/<exp>/runs/<run>/seed<N>/run.yaml``, see :mod:`unihead.scopes`). A change to a key outside
+    it (the threshold, the report, another strategy's options, another seed) leaves the job and its
+    checkpoint valid."""
+
+    experiment: str = field(metadata=_pattern(NAME_PATTERN))
+    """The experiment's ``name`` (recorded with the results)."""
+    run: str
+    """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
+    seed: int = field(metadata=bounded(0))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Options of the run's own strategies only (``strategies.<name>`` of the experiment)."""
+
+    def __post_init__(self) -> None:
+        check_image_size(self.model, self.data)
 
 
 def _type_name(tp: Any) -> str:
@@ -459,21 +488,31 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return build_section(ExperimentConfig, values, "")
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file; errors name the file and the key."""
+def _load(path: str | Path, cls: type, what: str) -> Any:
+    """A YAML file validated against the dataclass ``cls``; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     try:
-        return config_from_dict(values)
+        return build_section(cls, values, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
 
 
-def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file; errors name the file and the key."""
+    return _load(path, ExperimentConfig, "config")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run's config file (see :class:`RunConfig`)."""
+    return _load(path, RunConfig, "run config")
+
+
+def config_to_dict(config: ExperimentConfig | RunConfig) -> dict[str, Any]:
     """The plain-data form of a config (for provenance records and YAML round trips)."""
     return dataclasses.asdict(config)

@@ -232,6 +232,23 @@ class Verdict:
     def from_config(cls, config: ExperimentConfig) -> Verdict:
         return cls(config.threshold, config.threshold_rule, config.learned_margin)
 
+    def columns(self) -> dict[str, Any]:
+        """The verdict's settings as the columns every forgetting table carries, so that a reader of a table
+        (the report's captions) learns how it was judged from the table itself."""
+        return {"threshold": self.threshold, "threshold_rule": self.rule, "learned_margin": self.learned_margin}
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, source: Path) -> Verdict:
+        """The settings a forgetting table was judged with (its :meth:`columns`), one value each."""
+        values = {}
+        for column in cls().columns():
+            found = table[column].unique() if column in table else []
+            if len(found) != 1:
+                raise InputError(f"{source}: expected one value in column {column!r} (written by `unihead "
+                                 f"forgetting`), found {list(found)}")
+            values[column] = found[0]
+        return cls(float(values["threshold"]), str(values["threshold_rule"]), float(values["learned_margin"]))
+
     def judge(self, base: float, final: float, chance: float) -> str:
         """``n/a`` without a baseline (NaN); ``not learned`` when the baseline is not at least
         ``learned_margin`` above chance; otherwise ``pass`` when the rule's drop is at most the threshold
@@ -355,6 +372,20 @@ def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: b
     return pd.concat([summary, overall], ignore_index=True)
 
 
+def read_summary(path: Path) -> tuple[pd.DataFrame, Verdict]:
+    """The summary table that :func:`write_tables` wrote, with the verdict settings it was judged with (for the
+    report, which shows these verdicts rather than computing its own)."""
+    if not path.is_file():
+        raise InputError(f"{path}: forgetting summary not found; `unihead forgetting` writes it")
+    # only empty cells are missing values: "n/a" and "none" are a verdict and a strategy's name
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [column for column in ("strategy", "task", "seeds") if column not in table]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; expected the summary `unihead forgetting` writes")
+    table["metric"] = table["metric"].fillna("")
+    return table, Verdict.from_table(table, path)
+
+
 def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict,
                  require_single_baseline: bool = True, experiment: ExperimentConfig | None = None) -> list[Path]:
     """Write the per-seed and summary tables as CSV (atomically) and return their paths; with ``experiment``,
@@ -365,6 +396,6 @@ def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict
     paths = []
     for name, table in tables.items():
         path = Path(out_dir) / name
-        atomic_write_text(path, table.to_csv(index=False))
+        atomic_write_text(path, table.assign(**verdict.columns()).to_csv(index=False))
         paths.append(path)
     return paths

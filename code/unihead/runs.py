@@ -18,3 +18,8 @@ def run_names(config: ExperimentConfig) -> list[str]:
     """Every run the experiment lists: ``workflow.strategies``, then ``baseline-<task>`` for each task of
     ``workflow.baselines`` (each run once per seed of ``workflow.seeds``)."""
     return [*config.workflow.strategies, *(BASELINE_PREFIX + task for task in config.workflow.baselines)]
+
+
+def strategy_components(run: str) -> tuple[str, ...]:
+    """The registered strategies whose options a run reads: none for a baseline, else the run's strategy."""
+    return () if run.startswith(BASELINE_PREFIX) else (run,)

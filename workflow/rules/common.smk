@@ -6,7 +6,6 @@ import shlex
 
 EXP = EXPERIMENT.name
 RESULTS = f"results/{EXP}"
-RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
 MANIFEST = f"{RESULTS}/data/manifest.json"
 RUN_DIR = f"{RESULTS}/runs/{{run}}/seed{{seed}}"
 SEEDS = EXPERIMENT.workflow.seeds
@@ -33,6 +32,14 @@ def shell_word(text):
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shell_word(CODE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
+def write_yaml(path, values, log):
+    """``values`` as a YAML file (a job's config), and a line saying so in the rule's log."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    Path(log).write_text(f"wrote {path}\n")
+
+
 def figure(name):
     """A figure's PNG, marked for `snakemake --report` with its caption from workflow/report/."""
     return report(
@@ -46,7 +53,3 @@ def figure(name):
 wildcard_constraints:
     run="|".join(RUNS),
     seed=r"\d+",
-
-
-localrules:
-    experiment_config,

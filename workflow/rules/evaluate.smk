@@ -1,6 +1,7 @@
 # Forgetting against the threshold, and the model's inference latency.
 
-FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", f"{RESULTS}/tables/forgetting_summary.csv"]
+FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
+FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
 INFERENCE = f"{RESULTS}/compute/inference.json"
 
 
@@ -8,7 +9,7 @@ rule forgetting:
     """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting;
     every run the experiment lists must be there (the threshold, rule and margin come from its config)."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="forgetting"),
         metrics=RUN_METRICS,
     output:
         FORGETTING_TABLES,
@@ -23,7 +24,7 @@ rule forgetting:
 rule inference_speed:
     """Median forward time of one image at the experiment's size, on the device training jobs get."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="inference"),
     output:
         INFERENCE,
     params:

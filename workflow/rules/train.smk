@@ -4,7 +4,7 @@
 rule train:
     """Train and evaluate one run; an interrupted job resumes from its last epoch when rerun."""
     input:
-        config=RESOLVED_CONFIG,
+        config=RUN_CONFIG,
         manifest=MANIFEST,
     output:
         metrics=f"{RUN_DIR}/metrics.json",
@@ -24,5 +24,5 @@ rule train:
         mem_mb=16000,
         runtime=EXPERIMENT.workflow.runtime_minutes,
     shell:
-        "python -m unihead train --config {input.config:q} --manifest {input.manifest:q} --run {wildcards.run:q}"
-        " --seed {wildcards.seed:q} --out {params.out:q} > {log:q} 2>&1"
+        "python -m unihead train --config {input.config:q} --manifest {input.manifest:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -108,8 +108,8 @@ for id in "${jobids[@]}"; do
     [ -n "$(find .snakemake/slurm_logs -name "$id.log")" ] || fail "no slurm log for SLURM job $id"
 done
 trains=$(grep -cE '^rule train:$' "$WORK/snakemake.log" || true)
-in_container=$(grep '"exec"' "$STAND_IN_APPTAINER_LOG" | grep '"--nv"' | grep -c 'python -m unihead' || true)
-[ "$in_container" -eq "$rules" ] || fail "$rules SLURM jobs but $in_container commands run by apptainer exec --nv"
+in_container=$(grep '"exec"' "$STAND_IN_APPTAINER_LOG" | grep -c 'python -m unihead' || true)
+[ "$in_container" -eq "$rules" ] || fail "$rules SLURM jobs but $in_container commands run by apptainer exec"
 
 # The workflow's outputs (workflow/config/test.yaml: results/test/).
 results=results/test

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from unihead.config import ExperimentConfig
-from unihead.forgetting import Verdict, load_runs
+from unihead.forgetting import load_runs, read_summary
 from unihead.models import build_model, parameter_breakdown
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
@@ -30,15 +30,17 @@ def provenance_line(config: ExperimentConfig, seeds: int) -> str:
             f"det head '{config.model.det_head}', {config.train.epochs} epochs per task, {seeds} seed(s).")
 
 
-def build_report(config: ExperimentConfig, metrics: list[Path], out_dir: Path,
+def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path, out_dir: Path,
                  inference: Path | None = None) -> list[Path]:
-    """Write ``out_dir/tables`` and ``out_dir/figures``; return every file written."""
+    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs and the forgetting summary that
+    ``unihead forgetting`` wrote from them; return every file written."""
     runs = load_runs(metrics)
+    summary, verdict = read_summary(forgetting)
     seeds = len({run["run"]["seed"] for run in runs})
     line = provenance_line(config, seeds)
     parameters = parameter_breakdown(build_model(dataclasses.replace(config.model, pretrained=False)))["total"]
     latency = json.loads(inference.read_text()) if inference else None
-    written = write_tables(runs, out_dir / "tables", Verdict.from_config(config), parameters, latency, line)
+    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, latency, line)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")

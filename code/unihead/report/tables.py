@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from unihead.files import atomic_write_text
-from unihead.forgetting import DEFINITIONS, RULE_DROP, Verdict, summary_table
+from unihead.forgetting import DEFINITIONS, RULE_DROP, Verdict
 from unihead.runs import BASELINE_PREFIX
 
 TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
@@ -177,11 +177,10 @@ def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> s
     return text.replace("±", r"$\pm$").replace("≤", r"$\leq$")
 
 
-def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: int,
+def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_dir: Path, parameters: int,
                  inference: dict[str, Any] | None, provenance_line: str) -> list[Path]:
-    """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths."""
-    summary = summary_table(runs, verdict, require_single_baseline=any(
-        r["run"]["name"].startswith(BASELINE_PREFIX) for r in runs))
+    """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths. The
+    forgetting and continual tables show ``summary``, the forgetting rule's table judged by ``verdict``."""
     final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
     tables = {
         "final_metrics": (final, _final_display(final), True,

@@ -1,0 +1,61 @@
+"""What each job of the workflow reads: the slice of the experiment config it depends on.
+
+The workflow writes each slice into the file its job reads (Snakemake reruns a job when the slice it
+carries as ``params`` changes, see ``workflow/rules/config.smk``), so a job reruns only when something
+it reads changes: editing ``threshold`` reruns the forgetting tables and the report, not the data or a
+training run; adding a seed trains only that seed's runs; editing one strategy's options retrains only
+the runs that use that strategy. Each slice is itself a valid config file: the experiment YAML
+restricted to the keys the job reads (a :class:`~unihead.config.RunConfig` for a training job). Imports
+no torch, so the Snakefile can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from unihead.config import ExperimentConfig, RunConfig, config_to_dict
+from unihead.runs import strategy_components
+
+
+def data_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead prepare`` reads: the data section (source, root, synthetic and official settings)."""
+    return {"data": dataclasses.asdict(config.data)}
+
+
+def run_config(config: ExperimentConfig, run: str, seed: int) -> RunConfig:
+    """What ``unihead train`` reads for one run and seed: the model, data, train and eval sections, the
+    options of the run's own strategies and the seed."""
+    strategies = {name: config.strategies[name] for name in strategy_components(run) if name in config.strategies}
+    return RunConfig(experiment=config.name, run=run, seed=seed, model=config.model, data=config.data,
+                     train=config.train, eval=config.eval, strategies=strategies)
+
+
+def run_scope(config: ExperimentConfig, run: str, seed: int) -> dict[str, Any]:
+    """:func:`run_config` as the plain data of the run's config file."""
+    return config_to_dict(run_config(config, run, seed))
+
+
+def forgetting_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead forgetting`` reads: how a drop is judged, and which runs and seeds must be present."""
+    workflow = config.workflow
+    return {"name": config.name, "threshold": config.threshold, "threshold_rule": config.threshold_rule,
+            "learned_margin": config.learned_margin,
+            "workflow": {"seeds": workflow.seeds, "strategies": workflow.strategies, "baselines": workflow.baselines}}
+
+
+def report_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead report`` reads besides the runs and the forgetting tables: what the captions say about
+    the data, resolution, weights and schedule, and the model (its size, the qualitative panel)."""
+    return {"name": config.name, "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+            "train": dataclasses.asdict(config.train), "eval": dataclasses.asdict(config.eval)}
+
+
+def inference_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What the latency measurement reads: the model and the image size."""
+    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size}}
+
+
+def readme_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead readme`` reads: the experiment's name (it selects the README's markers)."""
+    return {"name": config.name}
