@@ -60,6 +60,7 @@ include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
 
@@ -69,3 +70,4 @@ rule all:
     input:
         FORGETTING_TABLES,
         REPORT_FILES,
+        COMPARISON,

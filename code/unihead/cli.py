@@ -10,7 +10,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import DATA_SOURCES, THRESHOLD_RULES, DataConfig, ExperimentConfig, SyntheticConfig, load_config
+from unihead.config import (
+    COMPARE_FLOOR,
+    DATA_SOURCES,
+    THRESHOLD_RULES,
+    DataConfig,
+    ExperimentConfig,
+    SyntheticConfig,
+    load_config,
+)
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -153,6 +161,18 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare an experiment's results with reference results, number by number (provenance first); exits 1
+    when a number is not reproduced, is missing on one side, or the data differ."""
+    from unihead.compare import compare_results, write_comparison
+
+    comparison = compare_results(Path(args.reference), Path(args.mine), floor=args.floor)
+    paths = write_comparison(comparison, Path(args.out) if args.out else Path(args.mine) / "compare")
+    print(comparison.text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0 if comparison.reproduced else 1
+
+
 def cmd_readme(args: argparse.Namespace) -> int:
     """Copy generated Markdown tables into README.md between the experiment's markers."""
     from unihead.report.readme import update_readme
@@ -247,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for tables/ and figures/")
     report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
     report.set_defaults(func=cmd_report)
+
+    compare = commands.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
+    compare.add_argument("reference", help="reference results: a results/<exp>/ folder (runs/, tables/, data/)")
+    compare.add_argument("mine", help="the results to check, in the same layout")
+    compare.add_argument("--out", help="folder for comparison.md and comparison.csv (default: MINE/compare)")
+    compare.add_argument("--floor", type=float, default=COMPARE_FLOOR,
+                         help="smallest tolerance on the metrics' 0..1 scale (x100 for drops in points); a number "
+                         "may also differ by 2 standard deviations over the reference's seeds when that is more "
+                         "(default %(default)s)")
+    compare.set_defaults(func=cmd_compare)
 
     readme = commands.add_parser("readme", help=cmd_readme.__doc__, description=cmd_readme.__doc__)
     readme.add_argument("tables", nargs="+", help="Markdown tables written by `unihead report`")

@@ -238,6 +238,12 @@ class DataConfig:
     official: OfficialConfig = field(default_factory=OfficialConfig)
 
 
+COMPARE_FLOOR = 0.02
+"""The smallest tolerance of ``unihead compare`` on the metrics' 0..1 scale: a reproduced number may differ
+from the reference's by this much, or by two standard deviations over the reference's seeds when that is
+more."""
+
+
 @dataclass(frozen=True)
 class WorkflowConfig:
     """What the Snakemake workflow runs, and where."""
@@ -259,6 +265,11 @@ class WorkflowConfig:
     report_dir: str = "results/{name}/report"
     """Where the report's tables/ and figures/ go; ``{name}`` is the experiment's name. The paper's
     config points it at ``paper`` so that paper/main.tex finds them."""
+    reference: str | None = "results/{name}-reference"
+    """Committed reference results of the experiment (the layout of ``results/<name>/`` without weights:
+    ``runs/<run>/seed<N>/metrics.json``, ``tables/``, ``data/manifest.json``); ``{name}`` is the experiment's
+    name. When this folder exists, the ``compare`` rule checks the experiment's results against it number by
+    number (``unihead compare``) and the default target includes the comparison; null never compares."""
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.baselines if t not in TASKS]
@@ -266,9 +277,10 @@ class WorkflowConfig:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
         if not self.seeds:
             raise ConfigError("config key 'workflow.seeds': expected at least one seed")
-        if not self.report_dir or re.search(r"[{}]", self.report_dir.replace("{name}", "")):
-            raise ConfigError("config key 'workflow.report_dir': expected a folder path whose only placeholder is "
-                              f"{{name}}, got {self.report_dir!r}")
+        for key, folder in (("report_dir", self.report_dir), ("reference", self.reference)):
+            if folder is not None and (not folder or re.search(r"[{}]", folder.replace("{name}", ""))):
+                raise ConfigError(f"config key 'workflow.{key}': expected a folder path whose only placeholder is "
+                                  f"{{name}}, got {folder!r}")
 
 
 @dataclass(frozen=True)
