@@ -17,6 +17,7 @@ from unihead.config import (
     DataConfig,
     ExperimentConfig,
     SyntheticConfig,
+    apply_variant,
     load_config,
 )
 from unihead.errors import InputError, TrainingDiverged
@@ -95,14 +96,19 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from unihead.speed import measure_inference_ms
 
     config = _experiment(args.config)
+    if args.variant is not None:
+        config = apply_variant(config, args.variant)
     size = args.size or config.data.image_size
     model = build_model(dataclasses.replace(config.model, pretrained=False))
     result = measure_inference_ms(model, size, args.device, runs=args.runs)
     device = device_description(torch.device(args.device))
-    print(f"forward of one {size}x{size} image on {device}: median {result['median_ms']:.1f} ms "
+    of = f" of variant {args.variant!r}" if args.variant is not None else ""
+    print(f"forward{of} of one {size}x{size} image on {device}: median {result['median_ms']:.1f} ms "
           f"(min {result['min_ms']:.1f}, max {result['max_ms']:.1f}, {args.runs} runs)")
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps({**result, "image_size": size, "device": device}) + "\n")
+        variant = {"variant": args.variant} if args.variant is not None else {}
+        atomic_write_text(Path(args.json),
+                          json.dumps({**result, "image_size": size, "device": device, **variant}) + "\n")
     return 0
 
 
@@ -111,7 +117,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from unihead.report.build import build_report
 
     written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
-                           Path(args.out), inference=Path(args.inference) if args.inference else None)
+                           Path(args.out), inference=[Path(p) for p in args.inference or []])
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 
@@ -129,11 +135,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from unihead.scopes import run_config
 
     if args.run is None:
-        if args.seed is not None:
-            raise InputError("unihead train: --seed goes with --run (a run config file holds its own seed)")
+        if args.seed is not None or args.variant is not None:
+            raise InputError("unihead train: --seed and --variant go with --run (a run config file holds its own "
+                             "seed and variant)")
         config = load_run_config(args.config)
     else:
-        config = run_config(load_config(args.config), args.run, 0 if args.seed is None else args.seed)
+        config = run_config(load_config(args.config), args.run, 0 if args.seed is None else args.seed, args.variant)
     run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
@@ -224,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", help="with an experiment YAML: a strategy name (none, ewc, lwf, replay, kd, "
                        "kd_replay) or baseline-seg / baseline-det / baseline-cls")
     train.add_argument("--seed", type=int, help="with --run: the seed (default 0)")
+    train.add_argument("--variant", help="with --run: the experiment's variant (workflow.variants) to train")
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
                        "(default: <data root>/manifest.json when it exists)")
@@ -255,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--size", type=int, help="image size (default: the config's data.image_size)")
     speed.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     speed.add_argument("--runs", type=int, default=10)
+    speed.add_argument("--variant", help="time the model of this variant of the experiment (workflow.variants); "
+                       "the JSON records its name")
     speed.add_argument("--json", help="also write the timings to this JSON file")
     speed.set_defaults(func=cmd_speed)
 
@@ -265,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--forgetting", required=True, help="forgetting_summary.csv that `unihead forgetting` "
                         "wrote from the same runs (the report shows its drops and verdicts)")
     report.add_argument("--out", required=True, help="folder for tables/ and figures/")
-    report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
+    report.add_argument("--inference", nargs="+", help="JSON written by `unihead speed --json` (inference "
+                        "latency); with variants one per variant, written with `--variant`")
     report.set_defaults(func=cmd_report)
 
     compare = commands.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)

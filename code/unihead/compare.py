@@ -1,7 +1,8 @@
 """Did a run of the workflow reproduce committed reference results? ``unihead compare REFERENCE MINE``.
 
-Both folders have the layout of ``results/<exp>/``: ``runs/<run>/seed<N>/metrics.json``, the forgetting
-tables ``tables/forgetting_per_seed.csv`` and ``tables/forgetting_summary.csv``, and ``data/manifest.json``.
+Both folders have the layout of ``results/<exp>/``: ``runs/<run>/seed<N>/metrics.json`` (with variants
+``runs/<variant>/<run>/seed<N>/metrics.json``, each run then named ``<variant>/<run>``), the forgetting tables
+``tables/forgetting_per_seed.csv`` and ``tables/forgetting_summary.csv``, and ``data/manifest.json``.
 
 Provenance comes first, before any number:
 
@@ -41,12 +42,22 @@ import pandas as pd
 from unihead.config import COMPARE_FLOOR
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
-from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, load_runs
+from unihead.forgetting import (
+    PER_SEED_CSV,
+    RULE_DROP,
+    SUMMARY_CSV,
+    TOLERANCE,
+    VARIANT,
+    load_runs,
+    qualified_name,
+    variant_of,
+)
 from unihead.sources.manifest import MANIFEST
 
 METRICS_JSON = "metrics.json"
 TABLE_KEYS = {PER_SEED_CSV: ("strategy", "seed", "task", "metric"), SUMMARY_CSV: ("strategy", "task", "metric")}
-"""The forgetting tables under ``tables/``, with the columns that name a row (every other cell is compared)."""
+"""The forgetting tables under ``tables/``, with the columns that name a row (every other cell is compared);
+with variants, the ``variant`` column too."""
 KEYS = ["table", "run", "seed", "task", "metric", "quantity"]
 """What names one number: its file, run (strategy), seed, task, metric and quantity (``final``,
 ``R after <stage task>``, or a table's column)."""
@@ -116,12 +127,13 @@ def _check_provenance(path: str, provenance: Any) -> None:
 def _read_table(path: Path, keys: tuple[str, ...]) -> pd.DataFrame:
     """A forgetting table, its verdicts kept as written (``n/a`` is a verdict, not a missing value)."""
     try:
-        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={VARIANT: str})
     except FileNotFoundError as err:
         raise InputError(f"{path}: not found; expected the forgetting table that `unihead forgetting` "
                          "writes") from err
     except (OSError, ValueError) as err:  # unreadable, not CSV, empty (EmptyDataError is a ValueError)
         raise InputError(f"{path}: not a readable CSV table ({err})") from err
+    keys = (VARIANT, *keys) if VARIANT in table.columns else keys
     missing = [key for key in keys if key not in table.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; expected the columns {list(keys)} that name "
@@ -175,7 +187,7 @@ def _metric_numbers(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each run's final metrics and its matrix ``R`` (row: the stage's task; column: the task evaluated)."""
     rows = []
     for run in runs:
-        name, seed = run["run"]["name"], str(run["run"]["seed"])
+        name, seed = qualified_name(variant_of(run), run["run"]["name"]), str(run["run"]["seed"])
         for task, metrics in run["final"].items():
             rows += [{"table": METRICS_JSON, "run": name, "seed": seed, "task": task, "metric": metric,
                       "quantity": "final", "value": _score(value)} for metric, value in metrics.items()]
@@ -194,12 +206,13 @@ def _spread_column(column: str, columns: pd.Index) -> str | None:
 
 def _table_numbers(name: str, table: pd.DataFrame) -> list[dict[str, Any]]:
     """Every cell of a forgetting table that is not a row name; summary cells carry their spread over seeds."""
-    keys = TABLE_KEYS[name]
+    keys = (VARIANT, *TABLE_KEYS[name]) if VARIANT in table.columns else TABLE_KEYS[name]
     rows = []
     for record in table.to_dict("records"):
         seed = str(record["seed"]) if "seed" in keys else OVER_SEEDS
+        run = qualified_name(record.get(VARIANT), record["strategy"])
         for column in table.columns.drop(list(keys)):
-            row = {"table": name, "run": record["strategy"], "seed": seed, "task": record["task"],
+            row = {"table": name, "run": run, "seed": seed, "task": record["task"],
                    "metric": record["metric"], "quantity": column, "value": record[column]}
             if seed == OVER_SEEDS:
                 spread = _spread_column(column, table.columns)
@@ -323,7 +336,8 @@ def _provenance_findings(reference: Results, mine: Results) -> list[Finding]:
 
 
 def _run_finding(reference: Results, mine: Results) -> Finding:
-    ref, own = ({(run["run"]["name"], run["run"]["seed"]) for run in results.runs} for results in (reference, mine))
+    ref, own = ({(qualified_name(variant_of(run), run["run"]["name"]), run["run"]["seed"]) for run in results.runs}
+                for results in (reference, mine))
     parts = [f"{where}: {', '.join(f'{name} seed {seed}' for name, seed in sorted(names))}" for names, where in
              ((ref - own, "in the reference but not in mine"), (own - ref, "in mine but not in the reference"))
              if names]

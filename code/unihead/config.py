@@ -55,6 +55,8 @@ class Pattern:
 
 NAME_PATTERN = Pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+",
                        "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the folder results/<name>)")
+VARIANT_PATTERN = Pattern(NAME_PATTERN.regex, "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the "
+                                              "folder results/<experiment>/runs/<variant>)")
 DEVICE_PATTERN = Pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")
 CONTAINER_PATTERN = Pattern(r"[A-Za-z0-9._/][A-Za-z0-9._/:@+-]*",
                             "an image name such as docker://host/image:tag or a local .sif path, of letters, digits "
@@ -270,8 +272,15 @@ class WorkflowConfig:
     ``runs/<run>/seed<N>/metrics.json``, ``tables/``, ``data/manifest.json``); ``{name}`` is the experiment's
     name. When this folder exists, the ``compare`` rule checks the experiment's results against it number by
     number (``unihead compare``) and the default target includes the comparison; null never compares."""
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Named sets of config overrides (``det-logits: {model: {det_head: logits}}``), each deep-merged into the
+    experiment's config by :func:`apply_variant`: every run and baseline is run for every variant, into
+    ``runs/<variant>/<run>/seed<N>/``, and the tables gain a variant column. ``{}`` runs the experiment's
+    own settings as a variant; no variants (the default) runs them once, into ``runs/<run>/seed<N>/``."""
 
     def __post_init__(self) -> None:
+        for name in self.variants:
+            check_value(name, f"workflow.variants.{name}", _pattern(VARIANT_PATTERN))
         unknown = [t for t in self.baselines if t not in TASKS]
         if unknown:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
@@ -362,6 +371,52 @@ class ExperimentConfig:
             raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
                               f"{list(STRATEGY_NAMES)}")
         check_image_size(self.model, self.data)
+        for variant in self.workflow.variants:
+            apply_variant(self, variant)
+
+
+FIXED_BY_VARIANTS = {
+    "name": "it names the folder results/<name>/ that holds every variant",
+    "workflow": "the runs, seeds and places are the experiment's, the same for every variant so that they compare",
+    "threshold": "one forgetting rule judges every variant of the table alike",
+    "threshold_rule": "one forgetting rule judges every variant of the table alike",
+    "learned_margin": "one forgetting rule judges every variant of the table alike",
+}
+"""The top-level keys a variant may not override, each with the reason."""
+
+
+def _merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings key by key (at any depth), everything else replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_variant(config: ExperimentConfig, name: str) -> ExperimentConfig:
+    """The experiment's config with the overrides of its variant ``name`` (``workflow.variants.<name>``)
+    deep-merged in and validated by the schema; errors name ``workflow.variants.<name>.<dotted key>``. The
+    variant's config lists no variants of its own."""
+    where = f"workflow.variants.{name}"
+    if name not in config.workflow.variants:
+        raise ConfigError(f"config key '{where}': no such variant; the experiment's variants are "
+                          f"{list(config.workflow.variants)}")
+    overrides = config.workflow.variants[name]
+    for key in overrides:
+        if key in FIXED_BY_VARIANTS:
+            raise ConfigError(f"config key '{where}.{key}': a variant cannot override '{key}': "
+                              f"{FIXED_BY_VARIANTS[key]}")
+    values = config_to_dict(config)
+    values["workflow"]["variants"] = {}
+    try:
+        return build_section(ExperimentConfig, _merged(values, overrides), where)
+    except ConfigError as err:
+        # a section's own checks name their keys from the top level: name them inside the variant
+        raise ConfigError(re.sub(f"config key '(?!{re.escape(where)}\\.)", f"config key '{where}.", str(err))) \
+            from err
 
 
 def model_stride(model: ModelConfig) -> int:
@@ -392,6 +447,9 @@ class RunConfig:
     run: str
     """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
     seed: int = field(metadata=bounded(0))
+    variant: str | None = field(default=None, metadata=_pattern(VARIANT_PATTERN))
+    """The experiment's variant the run belongs to (``workflow.variants``; its overrides are already applied
+    to the sections below), or null for an experiment without variants."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from unihead.config import ExperimentConfig, RunConfig, config_to_dict
+from unihead.config import ExperimentConfig, RunConfig, apply_variant, config_to_dict
 from unihead.runs import strategy_components
 
 
@@ -23,37 +23,54 @@ def data_scope(config: ExperimentConfig) -> dict[str, Any]:
     return {"data": dataclasses.asdict(config.data)}
 
 
-def run_config(config: ExperimentConfig, run: str, seed: int) -> RunConfig:
-    """What ``unihead train`` reads for one run and seed: the model, data, train and eval sections, the
-    options of the run's own strategies and the seed."""
+def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> RunConfig:
+    """What ``unihead train`` reads for one run and seed (of the experiment's ``variant``, whose overrides are
+    applied first): the model, data, train and eval sections, the options of the run's own strategies, the
+    seed and the variant's name."""
+    if variant is not None:
+        config = apply_variant(config, variant)
     strategies = {name: config.strategies[name] for name in strategy_components(run) if name in config.strategies}
-    return RunConfig(experiment=config.name, run=run, seed=seed, model=config.model, data=config.data,
-                     train=config.train, eval=config.eval, strategies=strategies)
+    return RunConfig(experiment=config.name, run=run, seed=seed, variant=variant, model=config.model,
+                     data=config.data, train=config.train, eval=config.eval, strategies=strategies)
 
 
-def run_scope(config: ExperimentConfig, run: str, seed: int) -> dict[str, Any]:
+def run_scope(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> dict[str, Any]:
     """:func:`run_config` as the plain data of the run's config file."""
-    return config_to_dict(run_config(config, run, seed))
+    return config_to_dict(run_config(config, run, seed, variant))
+
+
+def _variants(config: ExperimentConfig) -> dict[str, Any]:
+    """The variants' overrides as a slice's ``workflow`` section; nothing (the slice as without variants) when
+    the experiment has none."""
+    return {"workflow": {"variants": config.workflow.variants}} if config.workflow.variants else {}
 
 
 def forgetting_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What ``unihead forgetting`` reads: how a drop is judged, and which runs and seeds must be present."""
+    """What ``unihead forgetting`` reads: how a drop is judged, and which variants, runs and seeds must be
+    present (the variants' names: their overrides are the training jobs' concern, and a config slice without
+    the sections they override could not validate them)."""
     workflow = config.workflow
+    names = {"variants": {name: {} for name in workflow.variants}} if workflow.variants else {}
     return {"name": config.name, "threshold": config.threshold, "threshold_rule": config.threshold_rule,
             "learned_margin": config.learned_margin,
-            "workflow": {"seeds": workflow.seeds, "strategies": workflow.strategies, "baselines": workflow.baselines}}
+            "workflow": {"seeds": workflow.seeds, "strategies": workflow.strategies, "baselines": workflow.baselines,
+                         **names}}
 
 
 def report_scope(config: ExperimentConfig) -> dict[str, Any]:
     """What ``unihead report`` reads besides the runs and the forgetting tables: what the captions say about
-    the data, resolution, weights and schedule, and the model (its size, the qualitative panel)."""
+    the data, resolution, weights and schedule, and the model (its size, the qualitative panel); with
+    variants, their overrides (each variant's model and caption)."""
     return {"name": config.name, "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
-            "train": dataclasses.asdict(config.train), "eval": dataclasses.asdict(config.eval)}
+            "train": dataclasses.asdict(config.train), "eval": dataclasses.asdict(config.eval),
+            **_variants(config)}
 
 
 def inference_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What the latency measurement reads: the model and the image size."""
-    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size}}
+    """What the latency measurement reads: the model and the image size; with variants, their overrides (a
+    variant's latency is measured on its own model)."""
+    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size},
+            **_variants(config)}
 
 
 def readme_scope(config: ExperimentConfig) -> dict[str, Any]:

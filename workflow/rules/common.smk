@@ -2,15 +2,20 @@
 # shell command is quoted there ({input:q}, {params.out:q}): report_dir and the checkout's folder may
 # hold spaces or shell syntax; the name cannot (config.py's NAME_PATTERN), but is quoted all the same.
 
+import re
 import shlex
 
 EXP = EXPERIMENT.name
 RESULTS = f"results/{EXP}"
 MANIFEST = f"{RESULTS}/data/manifest.json"
-RUN_DIR = f"{RESULTS}/runs/{{run}}/seed{{seed}}"
 SEEDS = EXPERIMENT.workflow.seeds
 RUNS = run_names(EXPERIMENT)
-RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", run=RUNS, seed=SEEDS)
+# With variants (workflow.variants) every run, baselines included, is run once per variant, in a folder of
+# the variant's; without, the runs' folders sit directly under runs/.
+VARIANTS = list(EXPERIMENT.workflow.variants)
+RUN_ID = "{variant}/{run}" if VARIANTS else "{run}"
+RUN_DIR = f"{RESULTS}/runs/{RUN_ID}/seed{{seed}}"
+RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", **({"variant": VARIANTS} if VARIANTS else {}), run=RUNS, seed=SEEDS)
 REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
 # The id lists an official build reads: editing one rebuilds the data (and everything after it).
 SUBSET_FILES = (
@@ -53,3 +58,4 @@ def figure(name):
 wildcard_constraints:
     run="|".join(RUNS),
     seed=r"\d+",
+    variant="|".join(map(re.escape, VARIANTS)),

@@ -3,6 +3,7 @@
 # (printed to the terminal too) names each such number.
 
 REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None
+REFERENCE_RUNS = f"runs/{'*/' if VARIANTS else ''}*/seed*/metrics.json"
 COMPARISON = (
     [f"{RESULTS}/compare/comparison.md", f"{RESULTS}/compare/comparison.csv"]
     if REFERENCE and Path(REFERENCE).is_dir()
@@ -14,7 +15,7 @@ if COMPARISON:
     rule compare:
         """Compare the runs, forgetting tables and data manifest with the reference's (unihead compare)."""
         input:
-            reference_runs=sorted(str(p) for p in Path(REFERENCE).glob("runs/*/seed*/metrics.json")),
+            reference_runs=sorted(str(p) for p in Path(REFERENCE).glob(REFERENCE_RUNS)),
             reference_tables=[str(Path(REFERENCE) / Path(t).relative_to(RESULTS)) for t in FORGETTING_TABLES],
             reference_manifest=str(Path(REFERENCE) / Path(MANIFEST).relative_to(RESULTS)),
             runs=RUN_METRICS,

@@ -28,13 +28,14 @@ rule job_config:
 
 
 rule run_config:
-    """What one training run reads: model, data, train and eval, its own strategies' options, its seed."""
+    """What one training run reads: model, data, train and eval (its variant's overrides applied), its own
+    strategies' options, its seed."""
     output:
         RUN_CONFIG,
     params:
-        values=lambda wildcards: run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed)),
+        values=lambda wildcards: run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed), wildcards.get("variant")),
     log:
-        f"{RESULTS}/logs/config/{{run}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/config/{RUN_ID}-seed{{seed}}.log",
     run:
         write_yaml(output[0], params.values, log[0])
 

@@ -2,7 +2,9 @@
 
 FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
 FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
-INFERENCE = f"{RESULTS}/compute/inference.json"
+# With variants, each variant's model is timed (a variant may change the heads).
+INFERENCE = f"{RESULTS}/compute/{{variant}}/inference.json" if VARIANTS else f"{RESULTS}/compute/inference.json"
+INFERENCES = expand(INFERENCE, variant=VARIANTS) if VARIANTS else [INFERENCE]
 
 
 rule forgetting:
@@ -22,20 +24,22 @@ rule forgetting:
 
 
 rule inference_speed:
-    """Median forward time of one image at the experiment's size, on the device training jobs get."""
+    """Median forward time of one image at the experiment's size (of a variant's model), on the device
+    training jobs get."""
     input:
         config=JOB_CONFIG.format(job="inference"),
     output:
         INFERENCE,
     params:
         device="cuda" if EXPERIMENT.workflow.gpus_per_run else "cpu",
+        variant=lambda wildcards: f"--variant {shlex.quote(wildcards.variant)}" if VARIANTS else "",
     log:
-        f"{RESULTS}/logs/inference_speed.log",
+        f"{RESULTS}/logs/inference_speed{'/{variant}' if VARIANTS else ''}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/inference_speed.tsv"
+        f"{RESULTS}/benchmarks/inference_speed{'/{variant}' if VARIANTS else ''}.tsv"
     threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
     shell:
-        "python -m unihead speed --config {input.config:q} --device {params.device:q} --runs 20 --json {output:q}"
-        " > {log:q} 2>&1"
+        "python -m unihead speed --config {input.config:q} {params.variant} --device {params.device:q} --runs 20"
+        " --json {output:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule report:
     input:
         config=JOB_CONFIG.format(job="report"),
         metrics=RUN_METRICS,
-        inference=INFERENCE,
+        inference=INFERENCES,
         forgetting=FORGETTING_SUMMARY,
     output:
         REPORT_TABLES,

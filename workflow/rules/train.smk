@@ -1,4 +1,4 @@
-# One job per run: a strategy over the task sequence, or a single-task baseline, for one seed.
+# One job per run: a strategy over the task sequence, or a single-task baseline, for one seed (and variant).
 
 
 rule train:
@@ -13,9 +13,9 @@ rule train:
     params:
         out=lambda wildcards, output: Path(output.metrics).parent,
     log:
-        f"{RESULTS}/logs/train/{{run}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/train/{RUN_ID}-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{run}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{RUN_ID}-seed{{seed}}.tsv"
     threads: EXPERIMENT.workflow.threads_per_run
     # sequence runs (three stages) before the single-stage baselines, so the short jobs fill the end
     priority: lambda wildcards: 0 if wildcards.run.startswith("baseline-") else 1

@@ -57,7 +57,7 @@ def write_outputs(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
     spec, tasks = run.spec, run.spec.tasks
     metrics = {
         "run": {"name": spec.name, "kind": spec.kind, "strategy": spec.strategy, "seed": spec.seed,
-                "tasks": tasks, "experiment": run.config.experiment},
+                "tasks": tasks, "experiment": run.config.experiment, "variant": run.config.variant},
         "eval_tasks": tasks,
         "primary_metric": {t: PRIMARY_METRIC[t] for t in tasks},
         "R_initial": primary_scores(progress["initial"], tasks),
