@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +128,65 @@ def test_an_unknown_strategy_name_stops_the_dry_run_naming_it(override, message)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Job stats" not in output
     assert f"invalid config: {message}" in output
+
+
+def without_the_unified_variant(path: Path, tmp_path: Path) -> Path:
+    """An ablation config without its 'unified' variant (model.head), for the dry runs that the schema allows
+    before the unified head is in it."""
+    values = yaml.safe_load(path.read_text())
+    del values["workflow"]["variants"]["unified"]
+    config = tmp_path / path.name
+    config.write_text(yaml.safe_dump(values))
+    return config
+
+
+def planned_train_jobs(output: str) -> list[str]:
+    """The metrics.json of every training job a dry run (`-n`) plans."""
+    return [m.group(1) for m in re.finditer(r"^\s+output: (\S+/metrics\.json)", output, flags=re.MULTILINE)]
+
+
+def test_a_misspelt_key_in_a_variant_stops_the_dry_run_naming_it(tmp_path):
+    config = without_the_unified_variant(REPO / "workflow/config/ablations-demo.yaml", tmp_path)
+    config.write_text(config.read_text().replace("det_head: logits", "det_haed: logits"))
+    proc = snakemake("-n", "--configfile", str(config))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in output
+    assert "invalid config: unknown config key 'workflow.variants.det-logits.model.det_haed'" in output
+
+
+def test_the_ablation_demo_runs_every_run_of_every_variant_with_its_own_config(tmp_path):
+    """Each variant's runs and baselines land in runs/<variant>/, each with a run config built from the variant."""
+    config = without_the_unified_variant(REPO / "workflow/config/ablations-demo.yaml", tmp_path)
+    proc = snakemake("-n", "--configfile", str(config))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    variants = ["paper", "det-logits", "fine-levels", "bn-frozen"]
+    runs = ["none", "replay", "kd_replay", "baseline-seg", "baseline-det", "baseline-cls"]
+    assert sorted(planned_train_jobs(proc.stdout)) == sorted(
+        f"results/ablations-demo/runs/{variant}/{run}/seed0/metrics.json" for variant in variants for run in runs)
+    for variant in variants:
+        assert f"results/ablations-demo/compute/{variant}/inference.json" in proc.stdout
+
+
+def test_a_config_without_variants_keeps_the_runs_directly_under_runs():
+    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(planned_train_jobs(proc.stdout)) == sorted(f"results/test/runs/{run}/seed0/metrics.json"
+                                                             for run in RUNS)
+    assert "results/test/compute/inference.json" in proc.stdout
+
+
+def test_the_ablation_dry_run_plans_every_variant_run_and_baseline_for_three_seeds():
+    from unihead.config import ModelConfig
+
+    if "head" not in ModelConfig.__dataclass_fields__:
+        pytest.skip("model.head (the unified head) is not in the schema yet; ablations.yaml's 'unified' variant "
+                    "needs it")
+    proc = snakemake("-n", "--configfile", "workflow/config/ablations.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 5 variants x (none, replay, kd_replay and 3 baselines) x 3 seeds
+    assert len(planned_train_jobs(proc.stdout)) == 5 * 6 * 3 == 90
+    assert "results/ablations/runs/unified/baseline-det/seed2/metrics.json" in proc.stdout
+    assert "paper/ablations/tables/continual.tex" in proc.stdout
 
 
 def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):
