@@ -228,7 +228,9 @@ def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | Non
     for run in runs:
         key = run_id(run)
         if key in seen:
-            raise InputError(f"{run['path']} and {seen[key]}: both are run {key}; give each run once")
+            of = "" if variant_of(run) is None else f" of variant {variant_of(run)!r}"
+            raise InputError(f"{run['path']} and {seen[key]}: both are run {run['run']['name']!r} seed "
+                             f"{run['run']['seed']}{of}; give each run once")
         seen[key] = run["path"]
     if experiment is not None:
         _check_listed(runs, experiment, named)
