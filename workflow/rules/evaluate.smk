@@ -5,6 +5,7 @@ FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUM
 # With variants, each variant's model is timed (a variant may change the heads).
 INFERENCE = f"{RESULTS}/compute/{{variant}}/inference.json" if VARIANTS else f"{RESULTS}/compute/inference.json"
 INFERENCES = expand(INFERENCE, variant=VARIANTS) if VARIANTS else [INFERENCE]
+INFERENCE_JOB = "inference_speed/{variant}" if VARIANTS else "inference_speed"
 
 
 rule forgetting:
@@ -34,9 +35,9 @@ rule inference_speed:
         device="cuda" if EXPERIMENT.workflow.gpus_per_run else "cpu",
         variant=lambda wildcards: f"--variant {shlex.quote(wildcards.variant)}" if VARIANTS else "",
     log:
-        f"{RESULTS}/logs/inference_speed{'/{variant}' if VARIANTS else ''}.log",
+        f"{RESULTS}/logs/{INFERENCE_JOB}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/inference_speed{'/{variant}' if VARIANTS else ''}.tsv"
+        f"{RESULTS}/benchmarks/{INFERENCE_JOB}.tsv"
     threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
