@@ -149,6 +149,18 @@ BAD_CONFIGS = [
         "config key 'strategies.kd_replay.capacity': expected at least 1"),
     row("kd-replay-temperature", {"strategies": {"kd_replay": {"temperature": 0}}},
         "config key 'strategies.kd_replay.temperature': expected a number above 0"),
+    # variants: each override validated inside its variant
+    row("variant-unknown-key", {"workflow": {"variants": {"logits": {"model": {"det_haed": "logits"}}}}},
+        "unknown config key 'workflow.variants.logits.model.det_haed'"),
+    row("variant-bad-choice", {"workflow": {"variants": {"bn": {"train": {"bn": "frozen"}}}}},
+        "config key 'workflow.variants.bn.train.bn': expected one of ['train', 'freeze_after_first'], got 'frozen'"),
+    row("variant-overrides-threshold", {"workflow": {"variants": {"loose": {"threshold": 0.2}}}},
+        "config key 'workflow.variants.loose.threshold': a variant cannot override 'threshold'"),
+    row("variant-overrides-workflow", {"workflow": {"variants": {"more": {"workflow": {"seeds": [0, 1]}}}}},
+        "config key 'workflow.variants.more.workflow': a variant cannot override 'workflow'"),
+    row("variant-name", {"workflow": {"variants": {"..": {}}}}, "config key 'workflow.variants...': expected letters"),
+    row("variant-not-a-mapping", {"workflow": {"variants": {"logits": "det_head=logits"}}},
+        "config key 'workflow.variants.logits': expected a mapping, got 'det_head=logits'"),
 ]
 
 
