@@ -168,11 +168,6 @@ def qualified_name(variant: str | None, name: str) -> str:
     return name if variant is None else f"{variant}/{name}"
 
 
-def run_id(run: dict[str, Any]) -> str:
-    """One run of one seed, as its folder is named: ``<run>/seed<N>`` or ``<variant>/<run>/seed<N>``."""
-    return f"{qualified_name(variant_of(run), run['run']['name'])}/seed{run['run']['seed']}"
-
-
 def has_variants(runs: list[dict[str, Any]]) -> bool:
     """Whether the runs belong to variants (then every one does: a table mixing both would leave the runs
     without a variant unplaced)."""
@@ -224,9 +219,9 @@ def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | Non
         metrics["path"] = str(path)
         runs.append(metrics)
     has_variants(runs)
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str | None, str, int], str] = {}
     for run in runs:
-        key = run_id(run)
+        key = (variant_of(run), run["run"]["name"], run["run"]["seed"])
         if key in seen:
             of = "" if variant_of(run) is None else f" of variant {variant_of(run)!r}"
             raise InputError(f"{run['path']} and {seen[key]}: both are run {run['run']['name']!r} seed "
