@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from unihead.config import ModelConfig
+from unihead.detection_codecs import DET_CODECS
 from unihead.engine.train import set_train_mode
 from unihead.models import batchnorm_layers, build_model
 from unihead.strategies import StageContext, create_strategy
 from unihead.strategies.distill import output_distillation
+from unihead.tasks import NUM_DET_CLASSES
 
 TERMS = {"lwf": {"lwf_kl"}, "kd": {"kd_logits", "kd_features", "kd_attention"}}
 
@@ -25,8 +27,9 @@ def _det(objectness: list[float], channels: int) -> torch.Tensor:
     return raw
 
 
-@pytest.mark.parametrize("channels", [6, 15])
-def test_box_and_class_differences_of_a_background_cell_do_not_count(channels):
+@pytest.mark.parametrize("codec", DET_CODECS.values(), ids=lambda codec: codec.name)
+def test_box_and_class_differences_of_a_background_cell_do_not_count(codec):
+    channels = codec.channels(NUM_DET_CLASSES)
     teacher = _det([-30.0, 30.0], channels)  # cell 0 background (p ~ 1e-13), cell 1 an object (p ~ 1)
     student = teacher.clone()
     student[0, :4, 0, 0] = 5.0

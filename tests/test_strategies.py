@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Subset
 
 from unihead.config import ConfigError, ModelConfig, config_from_dict
 from unihead.data import build_dataset, collate
+from unihead.detection_codecs import DET_CODECS
 from unihead.engine import run as engine
 from unihead.engine.run import Run, execute
 from unihead.engine.train import train_one_epoch
@@ -75,7 +76,7 @@ def test_softened_kl_matches_hand_computation_and_scales_with_t_squared():
     assert softmax_kl(teacher, teacher, 3.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
-@pytest.mark.parametrize("det_head", ["paper", "logits"])
+@pytest.mark.parametrize("det_head", list(DET_CODECS))
 def test_distillation_is_zero_when_student_equals_teacher(det_head):
     torch.manual_seed(0)
     model = build_model(ModelConfig(det_head=det_head)).eval()
@@ -175,7 +176,7 @@ def test_fisher_of_a_softmax_layer_is_its_closed_form():
     assert fisher["linear.weight"][1:].flatten().tolist() == pytest.approx([1.05, 0.525, 0.8, 0.4], rel=0.05)
 
 
-@pytest.mark.parametrize("det_head", ["logits", "paper"])
+@pytest.mark.parametrize("det_head", list(DET_CODECS))
 def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(det_head):
     """A 32 x 32 grid of raw outputs 0: objectness p = 0.5, box (cx, cy, w, h) with sigmoid 0.5 each, class
     p = 0.1 each (or index 0). Per cell, the score (gradient times the 1024 cells of the mean):
@@ -185,7 +186,7 @@ def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(
     E = 0.5 * (0.25 / 32)^2 / sigma^2 for tx, ty and 0.5 * 0.25^2 / sigma^2 for tw, th; class logit
     E = 0.5 * E[(1[y=k] - 0.1)^2] = 0.5 * 0.09; paper's class index, a unit Gaussian: 0.5 * 1.
     """
-    channels, grid, draws = (15 if det_head == "logits" else 6), 32, 100
+    channels, grid, draws = DET_CODECS[det_head].channels(NUM_DET_CLASSES), 32, 100
     raw = torch.zeros(1, channels, grid, grid, requires_grad=True)
     generator = torch.Generator().manual_seed(0)
     squares = torch.zeros(channels)
@@ -196,7 +197,7 @@ def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(
     assert fisher[4].item() == pytest.approx(0.25, rel=1e-5)
     size = 0.5 * 0.25**2 / BOX_SIGMA**2  # 3.125
     assert fisher[:4].tolist() == pytest.approx([size / grid**2, size / grid**2, size, size], rel=0.03)
-    label = [0.5 * 0.09] * 10 if det_head == "logits" else [0.5]
+    label = {"logits": [0.5 * 0.09] * 10, "paper": [0.5]}[det_head]
     assert fisher[5:].tolist() == pytest.approx(label, rel=0.05)
 
 
@@ -231,7 +232,7 @@ def small_data(synthetic_root):
 
 def _stage(index: int, data) -> StageContext:
     return StageContext(index=index, task=TASKS[index], train_data=data, previous_tasks=list(TASKS[:index]),
-                        loss_fn=partial(task_loss, det_head="logits", image_size=64, num_classes=NUM_DET_CLASSES),
+                        loss_fn=partial(task_loss, det_head="logits", num_classes=NUM_DET_CLASSES),
                         collate=collate, batch_size=2, seed=0)
 
 

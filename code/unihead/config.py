@@ -27,6 +27,8 @@ from unihead.tasks import CLS, DET, SEG, TASKS
 FPN_STRIDES = (8, 16, 32, 64)
 """Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
 DET_HEADS = ("paper", "logits")
+"""Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
+that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
 THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")

@@ -159,7 +159,8 @@ def check_image_file(file: Path, dataset_dir: Path, listed_in: Path) -> None:
 
 
 class CocoDetection(Dataset):
-    """Images with boxes (XYXY in the resized image's pixels), contiguous labels and crowd flags.
+    """Images with boxes (XYXY as fractions of the resized image's width and height, so in [0, 1]),
+    contiguous labels and crowd flags; ``orig_size`` (height, width) maps boxes back to the file's pixels.
 
     Category ids stay the file's own (``coco``, used by the evaluation); labels are their index in
     sorted id order (``label_to_category_id``).
@@ -211,9 +212,11 @@ class CocoDetection(Dataset):
                                          format=tv_tensors.BoundingBoxFormat.XYXY,
                                          canvas_size=(image.height, image.width))
         image, boxes = self.transforms(image, boxes)
+        height, width = boxes.canvas_size
+        fractions = boxes.as_subclass(Tensor) / torch.tensor([width, height, width, height], dtype=torch.float32)
         labels = [self.category_to_label[a["category_id"]] for a in annotations]
         target = {
-            "boxes": boxes.as_subclass(Tensor),
+            "boxes": fractions,
             "labels": torch.tensor(labels, dtype=torch.int64),
             "iscrowd": torch.tensor([bool(a["iscrowd"]) for a in annotations], dtype=torch.bool),
             "image_id": info["id"],

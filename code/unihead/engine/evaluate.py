@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from unihead.config import EvalConfig
 from unihead.data.collate import to_device
-from unihead.detection import decode_detections
+from unihead.detection_codecs import detection_codec
 from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_map, detections_to_coco
 from unihead.tasks import CLS, DET, SEG
 
@@ -48,14 +48,13 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
             accuracy.update(model(images.to(device), tasks=[CLS])[CLS].cpu(), labels)
         return accuracy.compute()
     if task == DET:
-        reader = dataset_of(loader)
+        reader, codec = dataset_of(loader), detection_codec(det_head)
         results: list[dict] = []
         for images, targets in loader:
             raw = model(images.to(device), tasks=[DET])[DET]
             size = images.shape[-1]
-            decoded = decode_detections(raw.cpu(), det_head, size, reader.num_classes,
-                                        score_threshold=eval_config.score_threshold, nms_iou=eval_config.nms_iou,
-                                        max_detections=eval_config.max_detections)
+            decoded = codec.decode(raw.cpu(), size, reader.num_classes, score_threshold=eval_config.score_threshold,
+                                   nms_iou=eval_config.nms_iou, max_detections=eval_config.max_detections)
             for found, target in zip(decoded, to_device(targets, torch.device("cpu")), strict=True):
                 height, width = target["orig_size"]
                 results += detections_to_coco(target["image_id"], found["boxes"], found["scores"], found["labels"],

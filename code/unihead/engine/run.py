@@ -118,11 +118,10 @@ class Run:
         self.scheduler = make_scheduler(self.optimizer, train, spec.first_stage)
         check_strategy_options(config.strategies)
         self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
-        self.loss_fn = partial(self._loss, det_head=config.model.det_head, image_size=size)
+        self.loss_fn = partial(self._loss, det_head=config.model.det_head)
 
-    def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str, image_size: int) -> dict:
-        return task_loss(task, output, target, det_head=det_head, image_size=image_size,
-                         num_classes=self.num_classes[task])
+    def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str) -> dict:
+        return task_loss(task, output, target, det_head=det_head, num_classes=self.num_classes[task])
 
     def stage_context(self, index: int) -> StageContext:
         return StageContext(index=index, task=self.spec.tasks[index], train_data=self.train_sets,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from torch import Tensor, nn
 
 from unihead.config import ModelConfig
-from unihead.detection import det_channels
+from unihead.detection_codecs import DET_CODECS
 from unihead.models.backbone import create_backbone
 from unihead.models.heads import ClassificationHead, DetectionHead, SegmentationHead, SharedLayer
 from unihead.models.neck import Neck, level_name
@@ -42,7 +42,7 @@ class UniHeadModel(nn.Module):
         width = config.shared_channels
         heads = {
             SEG: SegmentationHead(width, NUM_SEG_CLASSES),
-            DET: DetectionHead(width, det_channels(config.det_head, NUM_DET_CLASSES)),
+            DET: DetectionHead(width, DET_CODECS[config.det_head].channels(NUM_DET_CLASSES)),
             CLS: ClassificationHead(width, NUM_CLS_CLASSES),
         }
         return cls(backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)

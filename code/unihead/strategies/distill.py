@@ -7,23 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihead.detection import CLASS_START, OBJECTNESS, detection_head_type
+from unihead.detection import OBJECTNESS
+from unihead.detection_codecs import codec_for_output
+from unihead.distributions import softmax_kl_per_position
 from unihead.models import batchnorm_layers
 from unihead.strategies.base import StageContext, Strategy
 from unihead.tasks import DET
 
 BOX_CHANNELS = slice(0, OBJECTNESS)
-
-
-def softmax_kl_per_position(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
-    """Hinton's KL(teacher || student) of the temperature-softened distributions over ``dim``, times T^2,
-    at every other position (the input's shape without ``dim``)."""
-    log_s = F.log_softmax(student / temperature, dim=dim)
-    log_t = F.log_softmax(teacher / temperature, dim=dim)
-    return F.kl_div(log_s, log_t, log_target=True, reduction="none").sum(dim=dim) * temperature**2
 
 
 def softmax_kl(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
@@ -47,21 +40,17 @@ def output_distillation(task: str, student: Tensor, teacher: Tensor, temperature
     """Distillation loss between one head's outputs of student and teacher (zero when they are equal).
 
     Classification and segmentation: softened KL over classes. Detection: Bernoulli KL on the
-    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels
-    (softened KL for the ``logits`` head, squared error of the regressed class index for ``paper``)
-    a mean over cells weighted by the teacher's objectness probability: a background cell's box and
-    class outputs are never used, and matching them would only pull the student towards noise.
+    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels (the
+    head type's :meth:`~unihead.detection_codecs.DetectionCodec.class_distillation`) a mean over cells
+    weighted by the teacher's objectness probability: a background cell's box and class outputs are
+    never used, and matching them would only pull the student towards noise.
     """
     if task != DET:
         return softmax_kl(student, teacher, temperature)
     weights = teacher[:, OBJECTNESS].sigmoid()
     loss = bernoulli_kl(student[:, OBJECTNESS], teacher[:, OBJECTNESS], temperature)
     box = (student[:, BOX_CHANNELS].sigmoid() - teacher[:, BOX_CHANNELS].sigmoid()).pow(2).mean(dim=1)
-    classes = slice(CLASS_START, None)
-    if detection_head_type(student.shape[1]) == "logits":
-        cls = softmax_kl_per_position(student[:, classes], teacher[:, classes], temperature)
-    else:
-        cls = (student[:, classes] - teacher[:, classes]).pow(2).mean(dim=1)
+    cls = codec_for_output(student).class_distillation(student, teacher, temperature)
     return loss + weighted_mean(box, weights) + weighted_mean(cls, weights)
 
 
