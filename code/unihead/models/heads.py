@@ -90,8 +90,8 @@ class UnifiedHead(nn.Module):
     Averaging the classification channels over positions equals a linear layer on the averaged features (both
     are linear), so the classifier is the separate head's; what the tasks share is every weight up to the last
     1x1 convolution, and that convolution itself as one weight tensor. No BatchNorm, as in :class:`SharedLayer`:
-    the branch's statistics would follow whichever task's images it saw last. The objectness channel's bias
-    starts at the prior of :class:`DetectionHead`.
+    running statistics shared by the tasks would follow whichever task's images the branch saw last. The
+    objectness channel's bias starts at the prior of :class:`DetectionHead`.
     """
 
     def __init__(self, in_channels: int, width: int, task_channels: Mapping[str, int]) -> None:
