@@ -44,6 +44,11 @@ BAD_CONFIGS = [
     row("list-for-section", {"model": [1, 2]}, "'model': expected a mapping"),
     row("bad-level", {"model": {"levels": {"seg": 4, "det": 32, "cls": 32}}}, "'model.levels.seg': expected one of"),
     row("missing-level", {"model": {"levels": {"seg": 8}}}, "'model.levels': expected one entry per task"),
+    row("bad-head", {"model": {"head": "shared"}},
+        "'model.head': expected one of ['separate', 'unified'], got 'shared'"),
+    row("unified-head-on-two-levels", {"model": {"head": "unified", "levels": {"seg": 8, "det": 16, "cls": 16}}},
+        "config key 'model.levels': a unified head (model.head: unified) reads one FPN level for every task, so "
+        "expected the same stride for ['seg', 'det', 'cls'], got {'seg': 8, 'det': 16, 'cls': 16}"),
     row("sha-without-file", {"model": {"weights_sha256": "ab"}},
         "'model.weights_sha256' is set but 'model.weights_file' is not"),
     row("bad-source", {"data": {"source": "ftp"}},

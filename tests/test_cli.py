@@ -33,7 +33,7 @@ def test_bad_config_is_one_line_error_and_status_2(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"unihead: error: {config}: unknown config key 'model.fpn_chanels'; "
-                                   "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'levels', "
+                                   "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'head', 'levels', "
                                    "'pretrained', 'shared_channels', 'weights_file', 'weights_sha256']")
 
 

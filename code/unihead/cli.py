@@ -35,7 +35,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     model_config = dataclasses.replace(config.model, pretrained=False)
     counts = parameter_breakdown(build_model(model_config))
     source = args.config or "the paper's model (built-in defaults)"
-    print(f"parameters of {source} (det_head={model_config.det_head}, levels={model_config.levels})")
+    print(f"parameters of {source} (head={model_config.head}, det_head={model_config.det_head}, "
+          f"levels={model_config.levels})")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>10,}")

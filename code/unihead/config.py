@@ -29,6 +29,8 @@ FPN_STRIDES = (8, 16, 32, 64)
 DET_HEADS = ("paper", "logits")
 """Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
 that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
+HEAD_DESIGNS = ("separate", "unified")
+"""The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
 THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
@@ -127,7 +129,7 @@ def check_fields(section: Any) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: EfficientNet-B0 backbone, FPN neck, shared conv layer and three heads."""
+    """The network: EfficientNet-B0 backbone, FPN neck, and the heads (``head``)."""
 
     backbone: str = "efficientnet_b0"
     pretrained: bool = False
@@ -137,11 +139,17 @@ class ModelConfig:
     weights_sha256: str | None = None
     """Checksum that ``weights_file`` must have; checked before loading when given."""
     fpn_channels: int = field(default=128, metadata=bounded(1))
+    head: str = field(default="separate", metadata=_choices(*HEAD_DESIGNS))
+    """``separate`` (the paper): a shared 3x3 conv layer, then a 1x1 conv per task (seg, det) and a linear
+    classifier on pooled features; ``unified``: one branch of three conv layers on one FPN level whose single
+    output tensor holds every task's channels (segmentation logits, detection grid, classification logits)."""
     shared_channels: int = field(default=64, metadata=bounded(1))
+    """Width of the shared layer (``separate``) or of the unified branch's hidden layers."""
     det_head: str = field(default="paper", metadata=_choices(*DET_HEADS))
     """``paper``: 6 channels, class index regressed; ``logits``: objectness + per-class logits."""
     levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32})
-    """FPN stride each head reads (the paper's implementation: all from stride 32)."""
+    """FPN stride each head reads (the paper's implementation: all from stride 32). A ``unified`` head reads one
+    level for every task, so its three entries must be equal."""
 
     def __post_init__(self) -> None:
         if set(self.levels) != set(TASKS):
@@ -151,6 +159,9 @@ class ModelConfig:
             if stride not in FPN_STRIDES:
                 raise ConfigError(f"config key 'model.levels.{task}': expected one of {list(FPN_STRIDES)}, "
                                   f"got {stride!r}")
+        if self.head == "unified" and len(set(self.levels.values())) != 1:
+            raise ConfigError(f"config key 'model.levels': a unified head (model.head: unified) reads one FPN level "
+                              f"for every task, so expected the same stride for {list(TASKS)}, got {self.levels}")
         if self.weights_sha256 is not None and self.weights_file is None:
             raise ConfigError("config key 'model.weights_sha256' is set but 'model.weights_file' is not")
 
