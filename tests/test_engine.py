@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -154,8 +155,29 @@ def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         _run(config, "none", tmp_path, log=stop_at_second_epoch)
     assert (tmp_path / "checkpoint.pt").exists()
-    with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another config"):
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another run "
+                                          r"config \(model, data, train, eval, strategy options or seed\)"):
         _run(_config(synthetic_root, epochs=3), "none", tmp_path)
+
+
+def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(synthetic_root, tmp_path):
+    """The threshold, another strategy's options and the workflow's seeds are not read by the run: its
+    checkpoint resumes under the edited experiment."""
+    config = _config(synthetic_root, epochs=2)
+    seen = []
+
+    def stop_at_second_epoch(line):
+        seen.append(line)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(config, "none", tmp_path, log=stop_at_second_epoch)
+    edited = dataclasses.replace(config, threshold=0.2, strategies={"ewc": {"fisher_samples": 2}},
+                                 workflow=dataclasses.replace(config.workflow, seeds=[0, 1]))
+    lines = []
+    _run(edited, "none", tmp_path, log=lines.append)
+    assert lines[0] == "[none seed0] resuming after epoch 1" and (tmp_path / "metrics.json").exists()
 
 
 def test_unknown_run_names_are_rejected(synthetic_root):
