@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from torch import Tensor, nn
 
@@ -21,7 +21,8 @@ class UniHeadModel(nn.Module):
     """Multi-task network returning a dict of named outputs.
 
     ``forward(x, tasks=("det",))`` runs only the detection head, so training one task does not pay
-    for the other heads (the segmentation head's upsampling to full size is the costly one).
+    for the other heads (the segmentation head's upsampling to full size is the costly one); the FPN
+    computes only the levels those heads read, unless ``return_features`` asks for every level.
     """
 
     def __init__(self, backbone: nn.Module, neck: Neck, shared: nn.Module, heads: Mapping[str, nn.Module],
@@ -47,9 +48,9 @@ class UniHeadModel(nn.Module):
         }
         return cls(backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)
 
-    def extract_features(self, images: Tensor) -> dict[str, Tensor]:
-        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64)."""
-        return self.neck(self.backbone(images))
+    def extract_features(self, images: Tensor, levels: Collection[str] | None = None) -> dict[str, Tensor]:
+        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64); only those in ``levels`` when given."""
+        return self.neck(self.backbone(images), levels)
 
     def forward(self, images: Tensor, tasks: Iterable[str] | None = None,
                 return_features: bool = False) -> dict[str, Tensor | dict[str, Tensor]]:
@@ -57,8 +58,9 @@ class UniHeadModel(nn.Module):
         unknown = [t for t in tasks if t not in self.heads]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; the model has heads {list(self.heads)}")
-        features = self.extract_features(images)
-        shared = {level: self.shared(features[level]) for level in {self.levels[t] for t in tasks}}
+        read = {self.levels[t] for t in tasks}
+        features = self.extract_features(images, levels=None if return_features else read)
+        shared = {level: self.shared(features[level]) for level in read}
         size = (images.shape[-2], images.shape[-1])
         outputs: dict[str, Tensor | dict[str, Tensor]] = {
             task: self.heads[task](shared[self.levels[task]], size) for task in tasks
