@@ -57,13 +57,15 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
         "name": "exp_1.a-b",
         "model": {"levels": {"seg": 8, "det": 64, "cls": 32}},
         "data": {"image_size": 128, "synthetic": {"n_train": 1, "n_val": 1, "image_size": 1}},
-        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0},
+        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0, "precision": "bf16",
+                  "deterministic": "false"},
         "eval": {"nms_iou": 1, "score_threshold": 0, "max_detections": 1},
         "workflow": {"seeds": [0], "container": "images/unihead.sif", "report_dir": "out/{name}/report",
-                     "strategies": ["kd_replay"]},
+                     "strategies": ["kd_replay"], "runs_per_gpu": "16"},
         "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
     })
     assert config.stride == 64 and config.eval.nms_iou == 1.0
+    assert (config.train.precision, config.train.deterministic, config.workflow.runs_per_gpu) == ("bf16", False, 16)
     from unihead.strategies import create_strategy
 
     options = {name: create_strategy(name, values).options for name, values in config.strategies.items()}

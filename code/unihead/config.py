@@ -29,6 +29,13 @@ FPN_STRIDES = (8, 16, 32, 64)
 DET_HEADS = ("paper", "logits")
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Arithmetic of a training step: ``auto`` is bf16 autocast on CUDA and fp32 on the CPU."""
+GPU_SHARE = 1000
+"""Units of the Snakemake resource ``gpu_share`` that one whole GPU offers (see ``workflow.runs_per_gpu``)."""
+MAX_RUNS_PER_GPU = 16
+"""Most training jobs one GPU may run at once: up to here ``GPU_SHARE // n`` units per job let exactly
+``n`` jobs share a GPU (``n + 1`` would need more than ``GPU_SHARE``)."""
 THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
 """How a drop is compared with ``threshold``: ``(base - final) / base`` (the challenge's rule),
 ``(base - final) / (base - chance)``, or ``base - final`` on the metric's 0..1 scale."""
@@ -254,6 +261,11 @@ class WorkflowConfig:
     threads_per_run: int = field(default=4, metadata=bounded(1))
     """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
     CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
+    runs_per_gpu: int = field(default=1, metadata=bounded(1, MAX_RUNS_PER_GPU))
+    """Training jobs that share one GPU at once on a workstation. Each job asks for
+    ``gpus_per_run * GPU_SHARE // runs_per_gpu`` units of the resource ``gpu_share``; the machine offers
+    ``GPU_SHARE`` units per GPU (``--resources gpu_share=1000`` for one GPU, as the default profile does).
+    No effect on SLURM, where every job is its own allocation of ``gpus_per_run`` GPUs."""
     runtime_minutes: int = field(default=240, metadata=bounded(1))
     """Wall-clock limit a cluster gives one training job."""
     report_dir: str = "results/{name}/report"
@@ -294,6 +306,13 @@ class TrainConfig:
     false keeps the optimiser's state across stages."""
     device: str = field(default="auto", metadata=_pattern(DEVICE_PATTERN))
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))
+    """Arithmetic of the training step: ``auto`` (bf16 autocast on CUDA; fp32 on the CPU, so CPU runs
+    stay bit-identical), ``fp32``, or ``bf16`` (autocast on any device). Evaluation always runs in fp32."""
+    deterministic: bool = True
+    """Ask PyTorch for deterministic algorithms (a warning where an operation has none). False lets cuDNN
+    pick the fastest convolution algorithms on CUDA (``cudnn.benchmark``): faster, but two runs with the
+    same seed no longer agree bit for bit on the GPU."""
     num_workers: int = field(default=0, metadata=bounded(0))
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""
