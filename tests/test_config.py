@@ -5,7 +5,15 @@ Every config that must be refused is a row of the table in tests/test_bad_input_
 
 from __future__ import annotations
 
-from unihead.config import STRATEGY_NAMES, ExperimentConfig, ModelConfig, config_from_dict, config_to_dict
+from unihead.config import (
+    GPU_SHARE,
+    MAX_RUNS_PER_GPU,
+    STRATEGY_NAMES,
+    ExperimentConfig,
+    ModelConfig,
+    config_from_dict,
+    config_to_dict,
+)
 
 
 def test_empty_config_gives_the_papers_model():
@@ -80,3 +88,13 @@ def test_the_torch_free_strategy_names_are_exactly_the_registry():
 
     assert sorted(STRATEGIES) == sorted(STRATEGY_NAMES)
     assert ExperimentConfig().workflow.strategies == list(STRATEGY_NAMES)
+
+
+def test_runs_per_gpu_training_jobs_and_no_more_fit_in_one_gpus_share():
+    for runs in range(1, MAX_RUNS_PER_GPU + 1):
+        workflow = config_from_dict({"workflow": {"gpus_per_run": 1, "runs_per_gpu": runs}}).workflow
+        assert GPU_SHARE // workflow.gpu_share_per_run == runs, runs
+        assert workflow.gpu_share_alone == GPU_SHARE
+    two = config_from_dict({"workflow": {"gpus_per_run": 2, "runs_per_gpu": 2}}).workflow
+    assert (two.gpu_share_per_run, two.gpu_share_alone) == (GPU_SHARE, 2 * GPU_SHARE)  # 2 jobs on 2 GPUs
+    assert config_from_dict({}).workflow.gpu_share_per_run == 0  # CPU jobs take none

@@ -282,6 +282,17 @@ class WorkflowConfig:
             raise ConfigError("config key 'workflow.report_dir': expected a folder path whose only placeholder is "
                               f"{{name}}, got {self.report_dir!r}")
 
+    @property
+    def gpu_share_per_run(self) -> int:
+        """Units of the Snakemake resource ``gpu_share`` a training job asks for: ``GPU_SHARE`` per GPU it uses,
+        divided among the ``runs_per_gpu`` jobs that share them (rounded down, so exactly that many fit)."""
+        return self.gpus_per_run * GPU_SHARE // self.runs_per_gpu
+
+    @property
+    def gpu_share_alone(self) -> int:
+        """Units of ``gpu_share`` a job asks for that must have its GPUs to itself (the benchmark)."""
+        return self.gpus_per_run * GPU_SHARE
+
 
 @dataclass(frozen=True)
 class TrainConfig:

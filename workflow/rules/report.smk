@@ -14,7 +14,7 @@ rule report:
     input:
         config=RESOLVED_CONFIG,
         metrics=RUN_METRICS,
-        inference=INFERENCE,
+        benchmark=BENCHMARK,
         forgetting=FORGETTING_TABLES,
     output:
         REPORT_TABLES,
@@ -25,7 +25,7 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "python -m unihead report --config {input.config:q} {input.metrics:q} --inference {input.inference:q}"
+        "python -m unihead report --config {input.config:q} {input.metrics:q} --benchmark {input.benchmark:q}"
         " --out {params.out:q} > {log:q} 2>&1"
 
 
