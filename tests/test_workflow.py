@@ -88,6 +88,14 @@ def test_runs_per_gpu_training_jobs_share_the_workstations_gpu_and_the_benchmark
     assert "gpu=1, gpu_share=1000" in benchmark
 
 
+def test_the_gpu_check_stops_naming_the_data_folder_when_it_holds_no_mini_datasets(tmp_path):
+    proc = subprocess.run(["bash", "workflow/scripts/gpu_check.sh", str(tmp_path / "nothing")], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path / "out")})
+    assert proc.returncode == 2
+    assert f"no mini datasets at {tmp_path / 'nothing'} (run gpu_check_pack.sh" in proc.stdout
+    assert (tmp_path / "out" / "results" / "paper-scratch" / "summary.txt").read_text() == proc.stdout
+
+
 def test_the_paper_pdf_is_built_only_from_the_papers_own_report():
     assert "latexmk -pdf" in snakemake("-n", "-p", "paper").stdout
     other = snakemake("-n", "paper", "--configfile", "workflow/config/demo.yaml")
