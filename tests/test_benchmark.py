@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unihead import benchmark
-from unihead.benchmark import BackboneFPN, Settings, median_timing
+from unihead.benchmark import BackboneFPN, Settings, interleaved_timings, paired_ratio, timing_summary
 from unihead.cli import main
 from unihead.config import ModelConfig
 from unihead.models import build_model, parameter_breakdown
@@ -40,10 +40,11 @@ def test_the_json_holds_every_measurement_and_its_conditions(measured):
     assert set(forward) == {"eager", "fast", "bare"}
     for timing in [*forward.values(), *measured["train_step"].values()]:
         assert 0 < timing["min_ms"] <= timing["median_ms"] <= timing["max_ms"] < 60_000
+    # one round: the median of the rounds' ratios is the ratio of the medians
     assert measured["forward_time_full_over_bare"] == forward["eager"]["median_ms"] / forward["bare"]["median_ms"]
     full, bare = measured["train_step"]["full"], measured["train_step"]["bare"]
     assert full["images_per_s"] == pytest.approx(2 * 1000 / full["median_ms"])  # train.batch_size 2
-    assert measured["train_images_per_s_full_over_bare"] == full["images_per_s"] / bare["images_per_s"]
+    assert measured["train_images_per_s_full_over_bare"] == pytest.approx(full["images_per_s"] / bare["images_per_s"])
     data = measured["data"]["tasks"]
     assert set(data) == {"seg", "det", "cls"}
     assert all(t["samples"] == 3 and t["images_per_s"] > 0 for t in data.values())
@@ -57,11 +58,20 @@ def test_the_json_holds_every_measurement_and_its_conditions(measured):
     assert cond["python"] == platform.python_version() and cond["load_average_1min"] >= 0
 
 
-def test_the_median_of_the_timed_runs_after_the_warmup(monkeypatch):
-    clock = iter([0.0, 10.0, 10.005, 20.0, 20.001, 30.0, 30.003])  # a warm-up (not timed), then 5, 1 and 3 ms
+def test_steps_are_timed_in_turn_after_the_warmup_and_ratios_pair_the_rounds(monkeypatch):
+    ticks = [0.0, 7.0, 7.0, 9.0,  # warm-up round: not kept
+             10.0, 10.005, 11.0, 11.010,  # a 5 ms, b 10 ms
+             20.0, 20.001, 21.0, 21.001,  # a 1 ms, b 1 ms
+             30.0, 30.003, 31.0, 31.001]  # a 3 ms, b 1 ms
+    clock = iter(ticks)
     monkeypatch.setattr(benchmark, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
-    timing = median_timing(lambda: None, torch.device("cpu"), repeats=3, warmup=1)
-    assert timing == pytest.approx({"median_ms": 3.0, "min_ms": 1.0, "max_ms": 5.0})
+    order = []
+    timings = interleaved_timings({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                                  torch.device("cpu"), repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4
+    assert timings["a"] == pytest.approx([5.0, 1.0, 3.0]) and timings["b"] == pytest.approx([10.0, 1.0, 1.0])
+    assert timing_summary(timings["a"]) == pytest.approx({"median_ms": 3.0, "min_ms": 1.0, "max_ms": 5.0})
+    assert paired_ratio(timings["a"], timings["b"]) == pytest.approx(1.0)  # rounds 0.5, 1, 3; medians' ratio: 3
 
 
 def test_the_bare_network_is_the_backbone_and_fpn_at_the_levels_the_heads_read():

@@ -12,7 +12,9 @@
 - peak memory: CUDA's largest allocation, or the process's largest resident set on the CPU.
 
 Every timing is the median of ``repeats`` timed runs after ``warmup`` untimed ones (CUDA synchronised around
-each); the conditions (device, threads, versions, load average) are recorded with the numbers.
+each). The networks compared are timed in turn within each round, and a ratio is the median of the ratios of
+one round, so that a machine whose load changes (a shared CPU) slows both sides alike. The conditions (device,
+threads, versions, load average) are recorded with the numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -78,17 +80,30 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_timing(step: Callable[[], Any], device: torch.device, repeats: int, warmup: int) -> dict[str, float]:
-    """Median, minimum and maximum wall time of ``step`` in milliseconds over ``repeats`` runs after ``warmup``."""
-    timings = []
-    for i in range(warmup + repeats):
-        _synchronize(device)
-        start = time.perf_counter()
-        step()
-        _synchronize(device)
-        if i >= warmup:
-            timings.append((time.perf_counter() - start) * 1000.0)
+def interleaved_timings(steps: Mapping[str, Callable[[], Any]], device: torch.device, repeats: int,
+                        warmup: int) -> dict[str, list[float]]:
+    """Wall times in milliseconds of every step over ``repeats`` rounds after ``warmup`` untimed ones; each round
+    runs the steps in turn, so that a change of the machine's load hits them alike."""
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            _synchronize(device)
+            start = time.perf_counter()
+            step()
+            _synchronize(device)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            if round_ >= warmup:
+                timings[name].append(elapsed)
+    return timings
+
+
+def timing_summary(timings: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(timings), "min_ms": min(timings), "max_ms": max(timings)}
+
+
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of the ratios of timings taken in the same round (robust to load that drifts between rounds)."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 class BackboneFPN(nn.Module):
@@ -104,14 +119,15 @@ class BackboneFPN(nn.Module):
         return self.neck(self.backbone(images), self.read)
 
 
-def forward_latency(network: nn.Module, images: Tensor, settings: Settings, fast: bool) -> dict[str, float]:
-    """Latency of ``network(images)`` in eval mode: eager (fp32, ``no_grad``), or the fast path
-    (``inference_mode``, channels_last, the training precision's autocast)."""
+def forward_step(network: nn.Module, images: Tensor, precision: str, fast: bool) -> Callable[[], None]:
+    """One forward pass of ``network`` in eval mode: eager (fp32, ``no_grad``), or the fast path
+    (``inference_mode``, channels_last, ``precision``'s autocast)."""
     device = images.device
-    precision = settings.precision if fast else "fp32"
     if fast:
         network = network.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
+    else:
+        precision = "fp32"
     context = torch.inference_mode if fast else torch.no_grad
     network.eval()
 
@@ -119,12 +135,12 @@ def forward_latency(network: nn.Module, images: Tensor, settings: Settings, fast
         with context(), autocast_context(device, precision):
             network(images)
 
-    return median_timing(step, device, settings.repeats, settings.warmup)
+    return step
 
 
-def training_step(network: nn.Module, device: torch.device, settings: Settings) -> dict[str, float]:
-    """Time of one optimiser step on a random batch, with the engine's device choices; the loss is the sum of
-    the means of every output (the cost of a real loss is small beside the network's)."""
+def training_step(network: nn.Module, device: torch.device, settings: Settings) -> Callable[[], None]:
+    """One optimiser step on a random batch, with the engine's device choices; the loss is the sum of the means
+    of every output (the cost of a real loss is small beside the network's)."""
     network = prepare_model(network, device).train()
     optimizer = make_optimizer(network.parameters(), lr=1e-4, weight_decay=1e-4, device=device)
     images = to_model_input(torch.randn(settings.train_batch, 3, settings.image_size, settings.image_size), device)
@@ -136,8 +152,7 @@ def training_step(network: nn.Module, device: torch.device, settings: Settings) 
         loss.backward()
         optimizer.step()
 
-    timing = median_timing(step, device, settings.repeats, settings.warmup)
-    return {**timing, "images_per_s": settings.train_batch * 1000.0 / timing["median_ms"]}
+    return step
 
 
 def data_throughput(root: Path, settings: Settings) -> dict[str, dict[str, float]]:
@@ -203,22 +218,26 @@ def run_benchmark(model_config: ModelConfig, device: torch.device, settings: Set
     model = build_model(model_config)
     images = torch.randn(settings.batch, 3, settings.image_size, settings.image_size).to(device)
     eager_model = copy.deepcopy(model).to(device)
-    forward = {
-        "eager": forward_latency(eager_model, images, settings, fast=False),
-        "fast": forward_latency(copy.deepcopy(eager_model), images, settings, fast=True),
-        "bare": forward_latency(BackboneFPN(eager_model), images, settings, fast=False),
-    }
+    rounds = settings.repeats, settings.warmup
+    forward = interleaved_timings({
+        "eager": forward_step(eager_model, images, settings.precision, fast=False),
+        "fast": forward_step(copy.deepcopy(eager_model), images, settings.precision, fast=True),
+        "bare": forward_step(BackboneFPN(eager_model), images, settings.precision, fast=False),
+    }, device, *rounds)
     del eager_model
-    train = {"full": training_step(copy.deepcopy(model), device, settings),
-             "bare": training_step(BackboneFPN(copy.deepcopy(model)), device, settings)}
+    train = interleaved_timings({"full": training_step(copy.deepcopy(model), device, settings),
+                                 "bare": training_step(BackboneFPN(copy.deepcopy(model)), device, settings)},
+                                device, *rounds)
     data = None if data_root is None else data_throughput(data_root, settings)
     memory, measure = peak_memory_mib(device)
     return {
         "parameters": parameter_breakdown(model)["total"],
-        "forward_ms": forward,
-        "forward_time_full_over_bare": forward["eager"]["median_ms"] / forward["bare"]["median_ms"],
-        "train_step": train,
-        "train_images_per_s_full_over_bare": train["full"]["images_per_s"] / train["bare"]["images_per_s"],
+        "forward_ms": {name: timing_summary(timings) for name, timings in forward.items()},
+        "forward_time_full_over_bare": paired_ratio(forward["eager"], forward["bare"]),
+        "train_step": {name: {**timing_summary(timings),
+                              "images_per_s": settings.train_batch * 1000.0 / statistics.median(timings)}
+                       for name, timings in train.items()},
+        "train_images_per_s_full_over_bare": paired_ratio(train["bare"], train["full"]),
         "data": None if data is None else {"root": str(data_root), "tasks": data},
         "peak_memory_mib": memory,
         "peak_memory_measure": measure,
