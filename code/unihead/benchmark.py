@@ -98,6 +98,7 @@ def interleaved_timings(steps: Mapping[str, Callable[[], Any]], device: torch.de
 
 
 def timing_summary(timings: list[float]) -> dict[str, float]:
+    """Median, minimum and maximum of timings in milliseconds."""
     return {"median_ms": statistics.median(timings), "min_ms": min(timings), "max_ms": max(timings)}
 
 
@@ -218,16 +219,15 @@ def run_benchmark(model_config: ModelConfig, device: torch.device, settings: Set
     model = build_model(model_config)
     images = torch.randn(settings.batch, 3, settings.image_size, settings.image_size).to(device)
     eager_model = copy.deepcopy(model).to(device)
-    rounds = settings.repeats, settings.warmup
+    rounds = {"repeats": settings.repeats, "warmup": settings.warmup}
     forward = interleaved_timings({
         "eager": forward_step(eager_model, images, settings.precision, fast=False),
         "fast": forward_step(copy.deepcopy(eager_model), images, settings.precision, fast=True),
         "bare": forward_step(BackboneFPN(eager_model), images, settings.precision, fast=False),
-    }, device, *rounds)
-    del eager_model
+    }, device, **rounds)
     train = interleaved_timings({"full": training_step(copy.deepcopy(model), device, settings),
                                  "bare": training_step(BackboneFPN(copy.deepcopy(model)), device, settings)},
-                                device, *rounds)
+                                device, **rounds)
     data = None if data_root is None else data_throughput(data_root, settings)
     memory, measure = peak_memory_mib(device)
     return {
