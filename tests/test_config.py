@@ -6,6 +6,8 @@ Every config that must be refused is a row of the table in tests/test_bad_input_
 from __future__ import annotations
 
 from unihead.config import (
+    GPU_SHARE,
+    MAX_RUNS_PER_GPU,
     STRATEGY_NAMES,
     ExperimentConfig,
     ModelConfig,
@@ -64,13 +66,15 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
         "name": "exp_1.a-b",
         "model": {"levels": {"seg": 8, "det": 64, "cls": 32}},
         "data": {"image_size": 128, "synthetic": {"n_train": 1, "n_val": 1, "image_size": 1}},
-        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0},
+        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0, "precision": "bf16",
+                  "deterministic": "false"},
         "eval": {"nms_iou": 1, "score_threshold": 0, "max_detections": 1},
         "workflow": {"seeds": [0], "container": "images/unihead.sif", "report_dir": "out/{name}/report",
-                     "strategies": ["kd_replay"]},
+                     "strategies": ["kd_replay"], "runs_per_gpu": "16"},
         "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
     })
     assert model_stride(config.model) == 64 and config.eval.nms_iou == 1.0
+    assert (config.train.precision, config.train.deterministic, config.workflow.runs_per_gpu) == ("bf16", False, 16)
     from unihead.strategies import create_strategy
 
     options = {name: create_strategy(name, values).options for name, values in config.strategies.items()}
@@ -85,3 +89,13 @@ def test_the_torch_free_strategy_names_are_exactly_the_registry():
 
     assert sorted(STRATEGIES) == sorted(STRATEGY_NAMES)
     assert ExperimentConfig().workflow.strategies == list(STRATEGY_NAMES)
+
+
+def test_runs_per_gpu_training_jobs_and_no_more_fit_in_one_gpus_share():
+    for runs in range(1, MAX_RUNS_PER_GPU + 1):
+        workflow = config_from_dict({"workflow": {"gpus_per_run": 1, "runs_per_gpu": runs}}).workflow
+        assert GPU_SHARE // workflow.gpu_share_per_run == runs, runs
+        assert workflow.gpu_share_alone == GPU_SHARE
+    two = config_from_dict({"workflow": {"gpus_per_run": 2, "runs_per_gpu": 2}}).workflow
+    assert (two.gpu_share_per_run, two.gpu_share_alone) == (GPU_SHARE, 2 * GPU_SHARE)  # 2 jobs on 2 GPUs
+    assert config_from_dict({}).workflow.gpu_share_per_run == 0  # CPU jobs take none

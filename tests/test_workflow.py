@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +71,30 @@ def test_the_slurm_profile_runs_the_paper_in_the_container_with_gpus(tmp_path):
     prepare = next(job for job in jobs if job.startswith("prepare_data:"))
     assert "gpu=" not in prepare
     assert all(json.loads(line)["env"].get("APPTAINER_NV") == "1" for line in calls.read_text().splitlines())
+
+
+def test_runs_per_gpu_training_jobs_share_the_workstations_gpu_and_the_benchmark_has_it_alone(tmp_path):
+    """The default profile offers one GPU as GPU_SHARE units of gpu_share; a training job takes its share."""
+    from unihead.config import GPU_SHARE
+
+    profile = yaml.safe_load((REPO / "workflow/profiles/default/config.yaml").read_text())
+    assert profile["resources"] == [f"gpu_share={GPU_SHARE}"]
+    proc = snakemake("-n", "--workflow-profile", "workflow/profiles/default",
+                     "--config", 'workflow={"runs_per_gpu": 3}', env=with_stand_in_apptainer(tmp_path / "calls.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = proc.stdout.split("\nrule ")[1:]
+    train = [job for job in jobs if job.startswith("train:")]
+    assert len(train) == 27 and all("gpu=1, gpu_share=333," in job for job in train)
+    benchmark = next(job for job in jobs if job.startswith("benchmark:"))
+    assert "gpu=1, gpu_share=1000" in benchmark
+
+
+def test_the_gpu_check_stops_naming_the_data_folder_when_it_holds_no_mini_datasets(tmp_path):
+    proc = subprocess.run(["bash", "workflow/scripts/gpu_check.sh", str(tmp_path / "nothing")], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path / "out")})
+    assert proc.returncode == 2
+    assert f"no mini datasets at {tmp_path / 'nothing'} (run gpu_check_pack.sh" in proc.stdout
+    assert (tmp_path / "out" / "results" / "paper-scratch" / "summary.txt").read_text() == proc.stdout
 
 
 def test_the_paper_pdf_is_built_only_from_the_papers_own_report():
@@ -173,7 +198,7 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
     jobs = [args for args in logged if "exec" in args]
     assert all(Path(args[-4]).name == local_image for args in jobs)
     subcommands = sorted(args[-1].split("python -m unihead ")[1].split()[0] for args in jobs)
-    assert subcommands == ["forgetting", "prepare", "report", "speed", *["train"] * len(RUNS)]
+    assert subcommands == ["benchmark", "forgetting", "prepare", "report", *["train"] * len(RUNS)]
 
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["source"] == "synthetic" and len(manifest["files"]) == 3 * 26 + 26 + 2
@@ -201,8 +226,10 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
         with Image.open(report / "figures" / f"{name}.png") as image:
             assert image.width > 300 and image.height > 150
         assert (report / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
-    inference = json.loads((results / "compute" / "inference.json").read_text())
-    assert inference["median_ms"] > 0 and inference["image_size"] == 64
+    benchmark = json.loads((results / "compute" / "benchmark.json").read_text())
+    assert benchmark["forward_ms"]["eager"]["median_ms"] > 0 and benchmark["conditions"]["image_size"] == 64
+    assert set(benchmark["data"]["tasks"]) == {"seg", "det", "cls"}
+    assert "Inference eager / fast (ms)" in (report / "tables" / "compute.md").read_text()
     assert (results / "benchmarks" / "train" / "ewc-seed0.tsv").exists()
 
     again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,

@@ -33,6 +33,13 @@ HEAD_DESIGNS = ("separate", "unified")
 """The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Arithmetic of a training step: ``auto`` is bf16 autocast on CUDA and fp32 on the CPU."""
+GPU_SHARE = 1000
+"""Units of the Snakemake resource ``gpu_share`` that one whole GPU offers (see ``workflow.runs_per_gpu``)."""
+MAX_RUNS_PER_GPU = 16
+"""Most training jobs one GPU may run at once: up to here ``GPU_SHARE // n`` units per job let exactly
+``n`` jobs share a GPU (``n + 1`` would need more than ``GPU_SHARE``)."""
 THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
 """How a drop is compared with ``threshold``: ``(base - final) / base`` (the challenge's rule),
 ``(base - final) / (base - chance)``, or ``base - final`` on the metric's 0..1 scale."""
@@ -273,6 +280,11 @@ class WorkflowConfig:
     threads_per_run: int = field(default=4, metadata=bounded(1))
     """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
     CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
+    runs_per_gpu: int = field(default=1, metadata=bounded(1, MAX_RUNS_PER_GPU))
+    """Training jobs that share one GPU at once on a workstation. Each job asks for
+    ``gpus_per_run * GPU_SHARE // runs_per_gpu`` units of the resource ``gpu_share``; the machine offers
+    ``GPU_SHARE`` units per GPU (``--resources gpu_share=1000`` for one GPU, as the default profile does).
+    No effect on SLURM, where every job is its own allocation of ``gpus_per_run`` GPUs."""
     runtime_minutes: int = field(default=240, metadata=bounded(1))
     """Wall-clock limit a cluster gives one training job."""
     report_dir: str = "results/{name}/report"
@@ -294,6 +306,17 @@ class WorkflowConfig:
             if folder is not None and (not folder or re.search(r"[{}]", folder.replace("{name}", ""))):
                 raise ConfigError(f"config key 'workflow.{key}': expected a folder path whose only placeholder is "
                                   f"{{name}}, got {folder!r}")
+
+    @property
+    def gpu_share_per_run(self) -> int:
+        """Units of the Snakemake resource ``gpu_share`` a training job asks for: ``GPU_SHARE`` per GPU it uses,
+        divided among the ``runs_per_gpu`` jobs that share them (rounded down, so exactly that many fit)."""
+        return self.gpus_per_run * GPU_SHARE // self.runs_per_gpu
+
+    @property
+    def gpu_share_alone(self) -> int:
+        """Units of ``gpu_share`` a job asks for that must have its GPUs to itself (the benchmark)."""
+        return self.gpus_per_run * GPU_SHARE
 
 
 @dataclass(frozen=True)
@@ -319,6 +342,13 @@ class TrainConfig:
     false keeps the optimiser's state across stages."""
     device: str = field(default="auto", metadata=_pattern(DEVICE_PATTERN))
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))
+    """Arithmetic of the training step: ``auto`` (bf16 autocast on CUDA; fp32 on the CPU, so CPU runs
+    stay bit-identical), ``fp32``, or ``bf16`` (autocast on any device). Evaluation always runs in fp32."""
+    deterministic: bool = True
+    """Ask PyTorch for deterministic algorithms (a warning where an operation has none). False lets cuDNN
+    pick the fastest convolution algorithms on CUDA (``cudnn.benchmark``): faster, but two runs with the
+    same seed no longer agree bit for bit on the GPU."""
     num_workers: int = field(default=0, metadata=bounded(0))
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""

@@ -51,9 +51,12 @@ def report_scope(config: ExperimentConfig) -> dict[str, Any]:
             "train": dataclasses.asdict(config.train), "eval": dataclasses.asdict(config.eval)}
 
 
-def inference_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What the latency measurement reads: the model and the image size."""
-    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size}}
+def benchmark_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead benchmark`` reads: the model, the image size, and how training batches and computes."""
+    train = config.train
+    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size},
+            "train": {"batch_size": train.batch_size, "device": train.device, "precision": train.precision,
+                      "deterministic": train.deterministic}}
 
 
 def readme_scope(config: ExperimentConfig) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-# Forgetting against the threshold, and the model's inference latency.
+# Forgetting against the threshold, and what the model costs on the training jobs' device.
 
 FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
 FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
-INFERENCE = f"{RESULTS}/compute/inference.json"
+BENCHMARK = f"{RESULTS}/compute/benchmark.json"
 
 
 rule forgetting:
@@ -21,21 +21,23 @@ rule forgetting:
         "python -m unihead forgetting {input.metrics:q} --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule inference_speed:
-    """Median forward time of one image at the experiment's size, on the device training jobs get."""
+rule benchmark:
+    """Parameters, forward latency at the experiment's size (batch 1), training images/s of the full model and
+    of the bare backbone + FPN, the data pipeline's images/s and peak memory, on the device training jobs get."""
     input:
-        config=JOB_CONFIG.format(job="inference"),
+        config=JOB_CONFIG.format(job="benchmark"),
+        manifest=MANIFEST,
     output:
-        INFERENCE,
+        BENCHMARK,
     params:
         device="cuda" if EXPERIMENT.workflow.gpus_per_run else "cpu",
+        data_root=EXPERIMENT.data.root,
     log:
-        f"{RESULTS}/logs/inference_speed.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/inference_speed.tsv"
+        f"{RESULTS}/logs/benchmark.log",
     threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
+        gpu_share=EXPERIMENT.workflow.gpu_share_alone,  # no training job beside it on the GPU
     shell:
-        "python -m unihead speed --config {input.config:q} --device {params.device:q} --runs 20 --json {output:q}"
-        " > {log:q} 2>&1"
+        "python -m unihead benchmark --config {input.config:q} --device {params.device:q} --repeats 20"
+        " --data-root {params.data_root:q} --json {output:q} > {log:q} 2>&1"

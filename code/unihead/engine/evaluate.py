@@ -26,7 +26,7 @@ def image_indices(loader: DataLoader) -> list[int]:
     return list(getattr(data, "indices", range(len(data))))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch.device,
                   det_head: str, eval_config: EvalConfig) -> dict[str, float]:
     """All metrics of ``task`` on ``loader``'s images; the model is left in eval mode.

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from unihead.config import ConfigError, RunConfig
 from unihead.data import build_dataset, collate
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
+from unihead.engine.device import configure_backends, make_optimizer, prepare_model
 from unihead.engine.evaluate import chance_score, evaluate_task
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
@@ -113,8 +114,8 @@ class Run:
             raise ConfigError(f"{self.data_root}: the detection data has {self.num_classes[DET]} categories, "
                               f"the model's detection head {NUM_DET_CLASSES}")
         torch.manual_seed(spec.seed)
-        self.model = build_model(config.model).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.model = prepare_model(build_model(config.model), self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), train.lr, train.weight_decay, self.device)
         self.scheduler = make_scheduler(self.optimizer, train, spec.first_stage)
         check_strategy_options(config.strategies)
         self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
@@ -148,7 +149,7 @@ def execute(run: Run) -> dict[str, Any]:
 
 def _train_and_write(run: Run) -> dict[str, Any]:
     spec, train = run.spec, run.config.train
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    configure_backends(run.device, train.deterministic)
     progress = load_checkpoint(run)
     if progress is None:
         progress = {"epochs_done": 0, "history": [], "stages": [], "initial": run.evaluate_all(),
@@ -171,7 +172,8 @@ def _train_and_write(run: Run) -> dict[str, Any]:
             torch.manual_seed(_epoch_seed(spec.seed, epoch))
             lr = run.optimizer.param_groups[0]["lr"]
             row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
-                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0)
+                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
+                                  precision=train.precision)
             val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
                                 run.config.eval)
             metric = PRIMARY_METRIC[task]

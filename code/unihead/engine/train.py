@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unihead.data.collate import to_device
+from unihead.engine.device import autocast_context, to_model_input
 from unihead.errors import TrainingDiverged
 from unihead.models import batchnorm_layers
 from unihead.strategies import StageContext, Strategy
@@ -28,22 +29,24 @@ def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
                     stage: StageContext, device: torch.device, where: str,
-                    freeze_batchnorm: bool = False) -> dict[str, Any]:
+                    freeze_batchnorm: bool = False, precision: str = "auto") -> dict[str, Any]:
     """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,
     the number of images, the seconds taken and the throughput. ``where`` names the stage and epoch
-    in the error raised when a loss diverges; ``freeze_batchnorm`` see :func:`set_train_mode`."""
+    in the error raised when a loss diverges; ``freeze_batchnorm`` see :func:`set_train_mode`; the forward
+    pass and the loss run in ``precision`` (``train.precision``, see :mod:`unihead.engine.device`)."""
     set_train_mode(model, freeze_batchnorm)
     sums: dict[str, float] = defaultdict(float)
     images_seen = 0
     start = time.perf_counter()
     tasks = [stage.task, *strategy.output_tasks(stage)]
     for images, targets in loader:
-        images = images.to(device, non_blocking=True)
+        images = to_model_input(images, device)
         targets = to_device(targets, device)
-        outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
-        terms = stage.loss_fn(stage.task, outputs[stage.task], targets)
-        extra = strategy.extra_loss(model, images, outputs, stage)
-        loss = terms.pop("total") + sum(extra.values())
+        with autocast_context(device, precision):
+            outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
+            terms = stage.loss_fn(stage.task, outputs[stage.task], targets)
+            extra = strategy.extra_loss(model, images, outputs, stage)
+            loss = terms.pop("total") + sum(extra.values())
         terms.update(extra)
         terms["loss"] = loss
         values = {name: float(value.detach()) for name, value in terms.items()}

@@ -3,7 +3,7 @@ paper's ``separate`` design) or from one branch whose one output tensor holds ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from torch import Tensor, nn
 
@@ -33,7 +33,8 @@ class UniHeadModel(nn.Module):
     """Multi-task network returning a dict of named outputs; subclasses add the heads.
 
     ``forward(x, tasks=("det",))`` returns only the detection output, so training one task does not pay
-    for the other tasks' read-outs (the segmentation logits' upsampling to full size is the costly one).
+    for the other tasks' read-outs (the segmentation logits' upsampling to full size is the costly one); the
+    FPN computes only the levels those outputs read, unless ``return_features`` asks for every level.
     """
 
     def __init__(self, backbone: nn.Module, neck: Neck) -> None:
@@ -41,9 +42,13 @@ class UniHeadModel(nn.Module):
         self.backbone = backbone
         self.neck = neck
 
-    def extract_features(self, images: Tensor) -> dict[str, Tensor]:
-        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64)."""
-        return self.neck(self.backbone(images))
+    def extract_features(self, images: Tensor, levels: Collection[str] | None = None) -> dict[str, Tensor]:
+        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64); only those in ``levels`` when given."""
+        return self.neck(self.backbone(images), levels)
+
+    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
+        """The FPN levels the outputs of ``tasks`` read."""
+        raise NotImplementedError
 
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
                      input_size: tuple[int, int]) -> dict[str, Tensor]:
@@ -60,7 +65,7 @@ class UniHeadModel(nn.Module):
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; the model has outputs {list(TASKS)}")
-        features = self.extract_features(images)
+        features = self.extract_features(images, levels=None if return_features else self.read_levels(tasks))
         outputs: dict[str, Tensor | dict[str, Tensor]] = dict(
             self.task_outputs(features, tasks, (images.shape[-2], images.shape[-1])))
         if return_features:
@@ -91,9 +96,12 @@ class SeparateHeadsModel(UniHeadModel):
         }
         return cls(backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)
 
+    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
+        return {self.levels[t] for t in tasks}
+
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
                      input_size: tuple[int, int]) -> dict[str, Tensor]:
-        shared = {level: self.shared(features[level]) for level in {self.levels[t] for t in tasks}}
+        shared = {level: self.shared(features[level]) for level in self.read_levels(tasks)}
         return {task: self.heads[task](shared[self.levels[task]], input_size) for task in tasks}
 
     def head_parts(self) -> dict[str, nn.Module]:
@@ -118,6 +126,9 @@ class UnifiedHeadModel(UniHeadModel):
         head = UnifiedHead(config.fpn_channels, config.shared_channels, task_channels(config))
         (stride,) = set(config.levels.values())  # ModelConfig checks that a unified head reads one level
         return cls(backbone, neck, head, stride)
+
+    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
+        return {self.level}
 
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
                      input_size: tuple[int, int]) -> dict[str, Tensor]:

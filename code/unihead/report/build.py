@@ -31,16 +31,16 @@ def provenance_line(config: ExperimentConfig, seeds: int) -> str:
 
 
 def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path, out_dir: Path,
-                 inference: Path | None = None) -> list[Path]:
-    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs and the forgetting summary that
-    ``unihead forgetting`` wrote from them; return every file written."""
+                 benchmark: Path | None = None) -> list[Path]:
+    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs, the forgetting summary that
+    ``unihead forgetting`` wrote from them and the benchmark's JSON; return every file written."""
     runs = load_runs(metrics)
     summary, verdict = read_summary(forgetting)
     seeds = len({run["run"]["seed"] for run in runs})
     line = provenance_line(config, seeds)
     parameters = parameter_breakdown(build_model(dataclasses.replace(config.model, pretrained=False)))["total"]
-    latency = json.loads(inference.read_text()) if inference else None
-    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, latency, line)
+    measured = json.loads(benchmark.read_text()) if benchmark else None
+    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, measured, line)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")

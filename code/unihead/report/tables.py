@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unihead.benchmark import conditions_line
 from unihead.files import atomic_write_text
 from unihead.forgetting import DEFINITIONS, RULE_DROP, Verdict
 from unihead.runs import BASELINE_PREFIX
@@ -70,8 +71,10 @@ def r_matrices(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compute(runs: list[dict], parameters: int, inference: dict[str, Any] | None) -> pd.DataFrame:
-    """Training time and throughput per run name; the model's size and inference latency alongside."""
+def compute(runs: list[dict], parameters: int, benchmark: dict[str, Any] | None) -> pd.DataFrame:
+    """Training time and throughput per run name; the model's size and, from ``unihead benchmark``, its inference
+    latency (eager and fast path, median ms per batch) and the device they were measured on alongside."""
+    forward = None if benchmark is None else benchmark["forward_ms"]
     rows = []
     for name in dict.fromkeys(run["run"]["name"] for run in runs):
         group = [run for run in runs if run["run"]["name"] == name]
@@ -79,9 +82,21 @@ def compute(runs: list[dict], parameters: int, inference: dict[str, Any] | None)
         rows.append({"run": name, "parameters": parameters, "train_minutes": minutes[0],
                      "train_minutes_std": minutes[1], "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
                      "device": group[0]["provenance"]["device"],
-                     "inference_ms": None if inference is None else inference["median_ms"],
-                     "inference_device": None if inference is None else inference["device"]})
+                     "inference_ms": None if forward is None else forward["eager"]["median_ms"],
+                     "inference_fast_ms": None if forward is None else forward["fast"]["median_ms"],
+                     "inference_device": None if benchmark is None else benchmark["conditions"]["device"]})
     return pd.DataFrame(rows)
+
+
+def compute_caption(benchmark: dict[str, Any] | None) -> str:
+    """What the compute table shows, with the conditions the inference latency was measured under."""
+    caption = "Model size, training time and throughput per run"
+    if benchmark is None:
+        return caption + "."
+    cond = benchmark["conditions"]
+    fast = f"inference mode, channels_last, {cond['compute_dtype']}"
+    return (f"{caption}; inference latency of one batch of {cond['batch']} at {cond['image_size']} px, all heads, "
+            f"eager (fp32) and fast path ({fast}), from unihead benchmark: {conditions_line(benchmark)}.")
 
 
 def _final_display(final: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +169,9 @@ def _compute_display(table: pd.DataFrame) -> pd.DataFrame:
         "Training (min)": [_cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
                                                                    strict=True)],
         "Images/s": [f"{v:.1f}" for v in table["images_per_s"]],
-        "Inference (ms/image)": ["n/a" if v is None or pd.isna(v) else f"{v:.1f}" for v in table["inference_ms"]],
+        "Inference eager / fast (ms)": [
+            "n/a" if eager is None or pd.isna(eager) else f"{eager:.1f} / {fast:.1f}"
+            for eager, fast in zip(table["inference_ms"], table["inference_fast_ms"], strict=True)],
         "Device": table["device"],
     })
 
@@ -178,10 +195,10 @@ def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> s
 
 
 def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_dir: Path, parameters: int,
-                 inference: dict[str, Any] | None, provenance_line: str) -> list[Path]:
+                 benchmark: dict[str, Any] | None, provenance_line: str) -> list[Path]:
     """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths. The
     forgetting and continual tables show ``summary``, the forgetting rule's table judged by ``verdict``."""
-    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
+    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, benchmark)
     tables = {
         "final_metrics": (final, _final_display(final), True,
                           "Final metrics (x100) per strategy, mean ± std over seeds."),
@@ -191,7 +208,7 @@ def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_
                       "forgetting."),
         "r_matrices": (matrices, _r_display(matrices), False,
                        "Accuracy matrix R (x100): each task's primary metric after each stage."),
-        "compute": (cost, _compute_display(cost), False, "Model size, training time and inference latency."),
+        "compute": (cost, _compute_display(cost), False, compute_caption(benchmark)),
     }
     paths = []
     for name, (numbers, display, index, caption) in tables.items():
