@@ -17,7 +17,8 @@ from unihead.engine.device import (
     prepare_model,
     to_model_input,
 )
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
+from unihead.scopes import run_config
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -75,7 +76,7 @@ def _losses(root, tmp_path, precision):
     config = config_from_dict({"name": "t", "data": {"root": str(root), "image_size": 64},
                                "train": {"epochs": 1, "batch_size": 4, "limit_train": 4, "limit_val": 4,
                                          "device": "cpu", "precision": precision}})
-    metrics = execute(Run(config, run_spec(config, "baseline-cls", 0), tmp_path / precision, log=lambda line: None))
+    metrics = execute(Run(run_config(config, "baseline-cls", 0), tmp_path / precision, log=lambda line: None))
     history = (tmp_path / precision / "history.csv").read_text().splitlines()
     return history[1].split(",")[4], metrics
 

@@ -13,8 +13,9 @@ import torch
 from unihead.cli import main
 from unihead.config import ModelConfig, config_from_dict
 from unihead.engine.device import autocast_context, prepare_model, to_model_input
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.models import build_model
+from unihead.scopes import run_config
 
 pytestmark = [
     pytest.mark.gpu,
@@ -68,7 +69,7 @@ def _config(root):
 
 def test_a_killed_and_resumed_gpu_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path):
     config = _config(synthetic_root)
-    whole = execute(Run(config, run_spec(config, "ewc", 0), tmp_path / "whole", log=lambda line: None))
+    whole = execute(Run(run_config(config, "ewc", 0), tmp_path / "whole", log=lambda line: None))
 
     class Killed(Exception):
         pass
@@ -81,9 +82,9 @@ def test_a_killed_and_resumed_gpu_run_ends_like_an_uninterrupted_one(synthetic_r
             raise Killed
 
     with pytest.raises(Killed):
-        execute(Run(config, run_spec(config, "ewc", 0), tmp_path / "resumed", log=kill_after_three_epochs))
+        execute(Run(run_config(config, "ewc", 0), tmp_path / "resumed", log=kill_after_three_epochs))
     messages = []
-    resumed = execute(Run(config, run_spec(config, "ewc", 0), tmp_path / "resumed", log=messages.append))
+    resumed = execute(Run(run_config(config, "ewc", 0), tmp_path / "resumed", log=messages.append))
     assert messages[0].endswith("resuming after epoch 2")
     assert resumed["provenance"]["device"].startswith("cuda")
     for row_whole, row_resumed in zip(whole["R"], resumed["R"], strict=True):
