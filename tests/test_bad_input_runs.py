@@ -27,8 +27,9 @@ from test_forgetting import runs_folder
 from unihead.cli import main
 from unihead.config import config_from_dict
 from unihead.engine import run as engine
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.errors import InputError, TrainingDiverged
+from unihead.runs import run_spec
 
 Build = Callable[[Path, Path], list[str]]
 """Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""

@@ -54,10 +54,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if args.source or args.path or args.out or args.subsets or args.cache:
             raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
                              "--source folder), not both")
-        from unihead.strategies import check_strategy_options
-
-        experiment = load_config(args.config)
-        check_strategy_options(experiment.strategies)  # the workflow's first job: stop before building any data
+        experiment = load_config(args.config)  # checks every strategy's options too, before any data is built
         data = experiment.data
         manifest_path = Path(args.manifest) if args.manifest else Path(data.root) / MANIFEST
     else:
@@ -116,7 +113,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
-    from unihead.engine.run import Run, execute, run_spec
+    from unihead.engine.run import Run, execute
+    from unihead.runs import run_spec
 
     config = load_config(args.config)
     run = Run(config, run_spec(config, args.run, args.seed), Path(args.out),
@@ -194,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     train.add_argument("--config", required=True, help="experiment YAML")
-    train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay) "
-                       "or baseline-seg / baseline-det / baseline-cls")
+    train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay, or "
+                       "strategies joined by '+' such as lwf+replay) or baseline-seg / baseline-det / baseline-cls")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "

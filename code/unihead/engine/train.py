@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from unihead.data.collate import to_device
 from unihead.errors import TrainingDiverged
 from unihead.models import batchnorm_layers
-from unihead.strategies import StageContext, Strategy
+from unihead.strategies import ComposedStrategy, StageContext
 
 
 def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
@@ -26,7 +26,7 @@ def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
             layer.eval()
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: ComposedStrategy,
                     stage: StageContext, device: torch.device, where: str,
                     freeze_batchnorm: bool = False) -> dict[str, Any]:
     """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,
