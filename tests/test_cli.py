@@ -41,7 +41,8 @@ def test_train_with_an_unknown_run_name_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "exp.yaml"
     config.write_text("train:\n  epochs: 1\n")
     assert main(["train", "--config", str(config), "--run", "si", "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si'; expected a strategy [")
+    assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si' (a baseline is one of ['baseline-seg', "
+                                              "'baseline-det', 'baseline-cls']): expected 'none', a strategy ['ewc', ")
     assert not (tmp_path / "run").exists()
 
 

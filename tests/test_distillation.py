@@ -97,7 +97,7 @@ def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model
 
 
 def test_a_train_mode_teacher_keeps_its_running_statistics(model, images):
-    strategy = create_strategy("kd")
+    strategy = create_strategy("kd").components["kd"]
     strategy.after_stage(model, AFTER_DET)
     teacher_norms = batchnorm_layers(strategy.teacher)
     assert teacher_norms and all(m.momentum == 0.0 for m in teacher_norms)
@@ -115,6 +115,6 @@ def test_a_resumed_teacher_is_rebuilt_with_frozen_statistics(model, images):
     strategy.after_stage(model, AFTER_DET)
     resumed = create_strategy("lwf")
     resumed.load_state_dict(strategy.state_dict(), model)
-    assert all(m.momentum == 0.0 for m in batchnorm_layers(resumed.teacher))
+    assert all(m.momentum == 0.0 for m in batchnorm_layers(resumed.components["lwf"].teacher))
     model.train()
     assert abs(_terms(resumed, model, images)["lwf_kl"]) < 1e-6

@@ -142,16 +142,27 @@ def test_a_name_with_shell_syntax_is_refused_when_the_snakefile_is_parsed(tmp_pa
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ('workflow={"strategies": ["none", "ewk"]}',
-     "config key 'workflow.strategies[1]': expected one of ['none', 'ewc', 'lwf', 'replay', 'kd', 'kd_replay'], "
-     "got 'ewk'"),
+    ('workflow={"strategies": ["ewk"]}',
+     "config key 'workflow.strategies[0]': expected 'none', a strategy ['ewc', 'lwf', 'replay', 'kd'], an alias "
+     "['kd_replay'] or strategies joined by '+' (such as 'lwf+replay'), got 'ewk'"),
+    ('workflow={"strategies": ["none", "lwf+ewk"]}',
+     "config key 'workflow.strategies[1]': expected 'none', a strategy "),
     ('strategies={"ewk": {"fisher_samples": 8}}', "unknown config key 'strategies.ewk'"),
+    ('strategies={"ewc": {"fisher_samples": 0}}',
+     "config key 'strategies.ewc.fisher_samples': expected at least 1, got 0"),
 ])
-def test_an_unknown_strategy_name_stops_the_dry_run_naming_it(override, message):
+def test_an_unknown_strategy_name_or_a_bad_option_stops_the_dry_run_naming_it(override, message):
     proc = snakemake("-n", "--config", override)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Job stats" not in output
     assert f"invalid config: {message}" in output
+
+
+def test_a_combination_of_strategies_is_one_run_of_the_workflow():
+    proc = snakemake("-n", "--config", 'workflow={"strategies": ["lwf+replay", "kd_replay"]}')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {line.split("/runs/")[1].split("/")[0] for line in proc.stdout.split() if "/runs/" in line}
+    assert runs == {"lwf+replay", "kd_replay", "baseline-seg", "baseline-det", "baseline-cls"}
 
 
 def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):

@@ -66,10 +66,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if args.source or args.path or args.out or args.subsets or args.cache:
             raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
                              "--source folder), not both")
-        from unihead.strategies import check_strategy_options
-
-        experiment = load_config(args.config)
-        check_strategy_options(experiment.strategies)  # the workflow's first job: stop before building any data
+        experiment = load_config(args.config)  # checks every strategy's options too, before any data is built
         data = experiment.data
         manifest_path = Path(args.manifest) if args.manifest else Path(data.root) / MANIFEST
     else:
@@ -250,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, help="the run's config file as the workflow writes it "
                        "(results/<exp>/runs/<run>/seed<N>/run.yaml), or with --run an experiment YAML")
     train.add_argument("--run", help="with an experiment YAML: a strategy name (none, ewc, lwf, replay, kd, "
-                       "kd_replay) or baseline-seg / baseline-det / baseline-cls")
+                       "kd_replay, or strategies joined by '+' such as lwf+replay) or baseline-seg / baseline-det / "
+                       "baseline-cls")
     train.add_argument("--seed", type=int, help="with --run: the seed (default 0)")
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "

@@ -47,10 +47,6 @@ CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
 """Checksums a download may be pinned by, with the length of their hex digest."""
 DEEPEST_BACKBONE_STRIDE = 32
 """Stride of the backbone's last map, where the FPN's top-down path (feeding every level) starts."""
-STRATEGY_NAMES = ("none", "ewc", "lwf", "replay", "kd", "kd_replay")
-"""Names of the strategies registered in :mod:`unihead.strategies`, kept here so that the workflow (which has
-no torch) can check them; a test asserts that the registry holds exactly these, so a new strategy adds its
-name here."""
 
 
 @dataclass(frozen=True)
@@ -264,13 +260,112 @@ from the reference's by this much, or by two standard deviations over the refere
 more."""
 
 
+# The forgetting strategies' options, names and aliases: here, without torch, so that the Snakefile checks
+# them when it is parsed; each strategy in unihead/strategies/ is registered under a name of STRATEGY_OPTIONS.
+
+
+@dataclass(frozen=True)
+class EWCOptions:
+    """``strategies.ewc``: Elastic Weight Consolidation."""
+
+    penalty_weight: float = field(default=1.0, metadata=bounded(0))
+    """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
+    best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
+    fisher_samples: int = field(default=200, metadata=bounded(1))
+    """Training inputs of each finished task whose squared scores make its Fisher."""
+    decay: float = field(default=1.0, metadata=bounded(0, 1))
+    """Online EWC: F <- decay * F_old + F_new (1.0 sums the tasks' normalised Fishers)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class LwFOptions:
+    """``strategies.lwf``: Learning without Forgetting."""
+
+    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+    weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """``strategies.replay``: experience replay."""
+
+    capacity: int = field(default=50, metadata=bounded(1))
+    """Samples kept per previous task (the paper: 50)."""
+    batch_size: int = field(default=4, metadata=bounded(1))
+    """Replayed samples per previous task in each training step."""
+    weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class KDOptions:
+    """``strategies.kd``: knowledge distillation of logits, FPN features and attention maps."""
+
+    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+    logit_weight: float = field(default=1.0, metadata=bounded(0))
+    feature_weight: float = field(default=1.0, metadata=bounded(0))
+    attention_weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+STRATEGY_OPTIONS: dict[str, type] = {"ewc": EWCOptions, "lwf": LwFOptions, "replay": ReplayOptions, "kd": KDOptions}
+"""The strategies a run combines, by registry name, with the options each accepts under ``strategies.<name>``."""
+NO_STRATEGY = "none"
+"""Plain sequential fine-tuning: the strategy of no components (as a single-task baseline trains)."""
+STRATEGY_ALIASES: dict[str, tuple[str, ...]] = {"kd_replay": ("kd", "replay")}
+"""Run names that stand for a combination (the paper's tables name it ``kd_replay``); ``kd_replay`` is
+``kd+replay``, with the options of ``strategies.kd`` and ``strategies.replay``."""
+COMBINE = "+"
+"""Joins strategies into one run's combination: ``lwf+replay``."""
+STRATEGY_NAMES = (NO_STRATEGY, *STRATEGY_OPTIONS, *STRATEGY_ALIASES)
+"""The strategy names of the paper's runs (the default of ``workflow.strategies``)."""
+STRATEGY_NAME_RULE = (f"'{NO_STRATEGY}', a strategy {list(STRATEGY_OPTIONS)}, an alias {list(STRATEGY_ALIASES)} "
+                      f"or strategies joined by '{COMBINE}' (such as 'lwf+replay')")
+
+
+def _alias_options() -> str:
+    """Where each alias's options are: ``'kd_replay' reads 'strategies.kd' and 'strategies.replay'``."""
+    return "; ".join(f"{alias!r} reads " + " and ".join(f"'strategies.{name}'" for name in names)
+                     for alias, names in STRATEGY_ALIASES.items())
+
+
+def resolve_strategy(name: str, where: str) -> tuple[str, ...]:
+    """The strategies a strategy name combines, in the order their hooks run: none for ``none``, an alias's
+    (``kd_replay``: kd, replay), the parts of a name joined by ``+`` (``lwf+replay``: lwf, replay), or the
+    strategy itself. Any other name raises a :class:`ConfigError` that begins with ``where``."""
+    if name == NO_STRATEGY:
+        return ()
+    if name in STRATEGY_ALIASES:
+        return STRATEGY_ALIASES[name]
+    parts = tuple(name.split(COMBINE))
+    unknown = [part for part in parts if part not in STRATEGY_OPTIONS]
+    repeated = [part for i, part in enumerate(parts) if part in parts[:i]]
+    if unknown or repeated:
+        why = ""
+        if len(parts) > 1:
+            why = f" ({unknown[0]!r} is not a strategy)" if unknown else f" ({repeated[0]!r} is named twice)"
+        raise ConfigError(f"{where}: expected {STRATEGY_NAME_RULE}, got {name!r}{why}")
+    return parts
+
+
 @dataclass(frozen=True)
 class WorkflowConfig:
     """What the Snakemake workflow runs, and where."""
 
     seeds: list[int] = field(default_factory=lambda: [0], metadata=bounded(0))
-    strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES), metadata=_choices(*STRATEGY_NAMES))
-    """Strategies run over the task sequence, by registry name."""
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES))
+    """Strategies run over the task sequence: ``none``, a registered strategy, an alias (``kd_replay``) or
+    strategies joined by ``+`` (``lwf+replay``); see :func:`resolve_strategy`."""
     baselines: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks trained alone as single-task baselines."""
     container: str = field(default="docker://ghcr.io/unihead/unihead:0.1.0", metadata=_pattern(CONTAINER_PATTERN))
@@ -297,6 +392,8 @@ class WorkflowConfig:
     number (``unihead compare``) and the default target includes the comparison; null never compares."""
 
     def __post_init__(self) -> None:
+        for i, name in enumerate(self.strategies):
+            resolve_strategy(name, f"config key 'workflow.strategies[{i}]'")
         unknown = [t for t in self.baselines if t not in TASKS]
         if unknown:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
@@ -387,8 +484,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``); a strategy
-    checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
+    """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``), as given; they
+    are checked against the strategy's options class in :data:`STRATEGY_OPTIONS` when the config is read. A
+    combination (``kd_replay``, ``lwf+replay``) has no options of its own: each of its strategies reads its own."""
     threshold: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
     threshold_rule: str = field(default="relative", metadata=_choices(*THRESHOLD_RULES))
@@ -399,12 +497,21 @@ class ExperimentConfig:
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.strategies) - set(STRATEGY_NAMES))
-        if unknown:
-            names = ", ".join(f"'strategies.{name}'" for name in unknown)
-            raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
-                              f"{list(STRATEGY_NAMES)}")
+        check_strategy_options(self.strategies)
         check_image_size(self.model, self.data)
+
+
+def check_strategy_options(strategies: Mapping[str, Any]) -> None:
+    """Every key of a ``strategies`` section names a strategy of :data:`STRATEGY_OPTIONS`, and its options are
+    valid for it (errors name ``strategies.<name>.<key>``)."""
+    unknown = sorted(set(strategies) - set(STRATEGY_OPTIONS))
+    if unknown:
+        names = ", ".join(f"'strategies.{name}'" for name in unknown)
+        raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
+                          f"{list(STRATEGY_OPTIONS)}; a combination has no options of its own, each of its "
+                          f"strategies reads its own ({_alias_options()})")
+    for name, options in strategies.items():
+        build_section(STRATEGY_OPTIONS[name], options, f"strategies.{name}")
 
 
 def model_stride(model: ModelConfig) -> int:
@@ -440,9 +547,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options of the run's own strategies only (``strategies.<name>`` of the experiment)."""
+    """Options of the run's own strategies only (``strategies.<name>`` of the experiment, defaults filled in)."""
 
     def __post_init__(self) -> None:
+        check_strategy_options(self.strategies)
         check_image_size(self.model, self.data)
 
 

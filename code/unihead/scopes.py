@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from unihead.config import ExperimentConfig, RunConfig, config_to_dict
+from unihead.config import STRATEGY_OPTIONS, ExperimentConfig, RunConfig, build_section, config_to_dict
 from unihead.runs import strategy_components
 
 
@@ -25,8 +25,11 @@ def data_scope(config: ExperimentConfig) -> dict[str, Any]:
 
 def run_config(config: ExperimentConfig, run: str, seed: int) -> RunConfig:
     """What ``unihead train`` reads for one run and seed: the model, data, train and eval sections, the
-    options of the run's own strategies and the seed."""
-    strategies = {name: config.strategies[name] for name in strategy_components(run) if name in config.strategies}
+    options of the run's own strategies (defaults filled in, so spelling out a default changes nothing) and
+    the seed."""
+    strategies = {name: dataclasses.asdict(build_section(STRATEGY_OPTIONS[name], config.strategies.get(name),
+                                                         f"strategies.{name}"))
+                  for name in strategy_components(run)}
     return RunConfig(experiment=config.name, run=run, seed=seed, model=config.model, data=config.data,
                      train=config.train, eval=config.eval, strategies=strategies)
 

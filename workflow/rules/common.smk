@@ -2,6 +2,7 @@
 # shell command is quoted there ({input:q}, {params.out:q}): report_dir and the checkout's folder may
 # hold spaces or shell syntax; the name cannot (config.py's NAME_PATTERN), but is quoted all the same.
 
+import re
 import shlex
 
 EXP = EXPERIMENT.name
@@ -51,5 +52,5 @@ def figure(name):
 
 
 wildcard_constraints:
-    run="|".join(RUNS),
+    run="|".join(map(re.escape, RUNS)),  # a combination's name holds "+"
     seed=r"\d+",

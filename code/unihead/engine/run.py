@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,43 +34,10 @@ from unihead.engine.schedule import make_scheduler
 from unihead.engine.train import train_one_epoch
 from unihead.losses import task_loss
 from unihead.models import build_model
-from unihead.runs import BASELINE_PREFIX
+from unihead.runs import run_spec
 from unihead.sources.manifest import MANIFEST
-from unihead.strategies import STRATEGIES, StageContext, check_strategy_options, create_strategy
-from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
-    strategy: str
-    tasks: list[str]
-    seed: int
-    first_stage: int = 0
-    """Position of the run's first task in ``train.tasks``: a baseline follows the learning-rate
-    schedule of the sequence from there, so it trains with exactly the segment its task gets inside
-    the sequence (matched conditions for "drop from the single-task baseline")."""
-
-    @property
-    def kind(self) -> str:
-        return "baseline" if self.name.startswith(BASELINE_PREFIX) else "sequence"
-
-
-def run_spec(config: RunConfig, name: str, seed: int) -> RunSpec:
-    """The run called ``name``: a registered strategy, or ``baseline-<task>`` (that task alone, no strategy)."""
-    if name.startswith(BASELINE_PREFIX):
-        task = name[len(BASELINE_PREFIX):]
-        if task not in TASKS:
-            raise ConfigError(f"unknown baseline {name!r}; expected one of {[BASELINE_PREFIX + t for t in TASKS]}")
-        if task not in config.train.tasks:
-            raise ConfigError(f"baseline {name!r}: task {task!r} is not in config key 'train.tasks' "
-                              f"{list(config.train.tasks)}, so no sequence stage gives it a schedule to match")
-        return RunSpec(name, "none", [task], seed, first_stage=config.train.tasks.index(task))
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown run {name!r}; expected a strategy {sorted(STRATEGIES)} "
-                          f"or a baseline {[BASELINE_PREFIX + t for t in TASKS]}")
-    return RunSpec(name, name, list(config.train.tasks), seed)
+from unihead.strategies import StageContext, create_strategy
+from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,8 +83,7 @@ class Run:
         self.model = prepare_model(build_model(config.model), self.device)
         self.optimizer = make_optimizer(self.model.parameters(), train.lr, train.weight_decay, self.device)
         self.scheduler = make_scheduler(self.optimizer, train, spec.first_stage)
-        check_strategy_options(config.strategies)
-        self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
+        self.strategy = create_strategy(spec.strategy, config.strategies, seed=spec.seed)
         self.loss_fn = partial(self._loss, det_head=config.model.det_head)
 
     def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str) -> dict:

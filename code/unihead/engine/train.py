@@ -15,7 +15,7 @@ from unihead.data.collate import to_device
 from unihead.engine.device import autocast_context, to_model_input
 from unihead.errors import TrainingDiverged
 from unihead.models import batchnorm_layers
-from unihead.strategies import StageContext, Strategy
+from unihead.strategies import ComposedStrategy, StageContext
 
 
 def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
@@ -27,7 +27,7 @@ def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
             layer.eval()
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: ComposedStrategy,
                     stage: StageContext, device: torch.device, where: str,
                     freeze_batchnorm: bool = False, precision: str = "auto") -> dict[str, Any]:
     """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,

@@ -1,4 +1,4 @@
-"""Distillation from a frozen previous-stage teacher, shared by ``lwf``, ``kd`` and ``kd_replay``."""
+"""Distillation from a frozen previous-stage teacher, shared by ``lwf`` and ``kd``."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class TeacherStrategy(Strategy):
         self.old_tasks: list[str] = []
 
     def output_tasks(self, stage: StageContext) -> list[str]:
-        return [*super().output_tasks(stage), *(t for t in self.old_tasks if t != stage.task)]
+        return [t for t in self.old_tasks if t != stage.task]
 
     def teacher_outputs(self, model: nn.Module, images: Tensor, stage: StageContext,
                         features: bool = False) -> dict[str, Any]:
@@ -89,18 +89,14 @@ class TeacherStrategy(Strategy):
         return sum(output_distillation(t, outputs[t], teacher[t], temperature) for t in tasks)
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
-        super().after_stage(model, stage)
         self.teacher = _frozen_copy(model)
         self.old_tasks = [*stage.previous_tasks, stage.task]
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["teacher"] = None if self.teacher is None else self.teacher.state_dict()
-        state["old_tasks"] = list(self.old_tasks)
-        return state
+        return {"teacher": None if self.teacher is None else self.teacher.state_dict(),
+                "old_tasks": list(self.old_tasks)}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
-        super().load_state_dict(state, model)
         self.old_tasks = list(state["old_tasks"])
         self.teacher = None
         if state["teacher"] is not None:
