@@ -148,9 +148,8 @@ def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_ro
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
-    config = _config(synthetic_root, epochs=2)
-
+def _interrupt_after_first_epoch(config, out):
+    """Run ``none`` under ``config`` and stop it during its second epoch (the first epoch's checkpoint saved)."""
     lines = []
 
     def stop_at_second_epoch(line):
@@ -159,8 +158,12 @@ def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _run(config, "none", tmp_path, log=stop_at_second_epoch)
-    assert (tmp_path / "checkpoint.pt").exists()
+        _run(config, "none", out, log=stop_at_second_epoch)
+    assert (out / "checkpoint.pt").exists()
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
+    _interrupt_after_first_epoch(_config(synthetic_root, epochs=2), tmp_path)
     with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another run "
                                           r"config \(model, data, train, eval, strategy options or seed\)"):
         _run(_config(synthetic_root, epochs=3), "none", tmp_path)
@@ -170,15 +173,7 @@ def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(synt
     """The threshold, another strategy's options and the workflow's seeds are not read by the run: its
     checkpoint resumes under the edited experiment."""
     config = _config(synthetic_root, epochs=2)
-    seen = []
-
-    def stop_at_second_epoch(line):
-        seen.append(line)
-        if len(seen) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        _run(config, "none", tmp_path, log=stop_at_second_epoch)
+    _interrupt_after_first_epoch(config, tmp_path)
     edited = dataclasses.replace(config, threshold=0.2, strategies={"ewc": {"fisher_samples": 2}},
                                  workflow=dataclasses.replace(config.workflow, seeds=[0, 1]))
     lines = []
