@@ -169,7 +169,7 @@ def test_every_strategy_runs_three_stages_on_the_unified_head(synthetic_root, tm
     config = config_from_dict({
         "name": "unified", "model": {"head": "unified"}, "data": {"root": str(synthetic_root), "image_size": 64},
         "train": {"epochs": 1, "batch_size": 2, "limit_train": 2, "limit_val": 1, "device": "cpu"},
-        "strategies": {"ewc": {"fisher_samples": 1}, "replay": {"batch_size": 1}, "kd_replay": {"batch_size": 1}},
+        "strategies": {"ewc": {"fisher_samples": 1}, "replay": {"batch_size": 1}},
     })
     execute(Run(run_config(config, name, 0), tmp_path, log=lambda line: None))
     with (tmp_path / "history.csv").open() as f:

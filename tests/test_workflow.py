@@ -250,9 +250,11 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
 
 def planned_jobs(work: Path, *config: str) -> list[str]:
     """The jobs a dry run of the tiny config (with ``--config`` overrides) plans after the complete run, as
-    ``rule`` or ``rule[wildcard=value,...]``, sorted (the ``all`` target left out)."""
-    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml", *(["--config", *config] if config else []),
-                     cwd=work)
+    ``rule`` or ``rule[wildcard=value,...]``, sorted (the ``all`` target left out). Like the run, it uses the
+    container: without ``--use-singularity`` every job's software environment would count as changed."""
+    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity",
+                     *(["--config", *config] if config else []), cwd=work,
+                     env=with_stand_in_apptainer(work.parent / "dry-run-apptainer.jsonl"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     jobs = []
     for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.MULTILINE)[1:]:
