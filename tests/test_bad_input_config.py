@@ -126,6 +126,7 @@ BAD_CONFIGS = [
         "config key 'eval.score_threshold': expected a number in [0, 1], got -0.1"),
     row("score-threshold-above-one", {"eval": {"score_threshold": 1.5}}, "config key 'eval.score_threshold'"),
     row("max-detections", {"eval": {"max_detections": 0}}, "config key 'eval.max_detections': expected at least 1"),
+    row("eval-batch-size", {"eval": {"batch_size": 0}}, "config key 'eval.batch_size': expected at least 1, got 0"),
     row("image-size-zero", {"data": {"image_size": 0}}, "config key 'data.image_size': expected at least 1, got 0"),
     row("image-size-not-a-multiple", {"data": {"image_size": 48}},
         "config key 'data.image_size': expected a multiple of 32, the largest stride the model uses"),

@@ -148,6 +148,25 @@ def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_ro
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_path, monkeypatch):
+    """Two stages of two epochs: the untrained model (2 tasks), the first epoch of each stage (its task),
+    the end of each stage (2 tasks), whose score of the stage's own task is also its last epoch's."""
+    real, evaluated = engine.evaluate_task, []
+
+    def counting(model, task, *args, **kwargs):
+        evaluated.append(task)
+        return real(model, task, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate_task", counting)
+    metrics = _run(_config(synthetic_root, tasks=["seg", "det"], epochs=2), "none", tmp_path)
+    assert evaluated == ["seg", "det", "seg", "seg", "det", "det", "seg", "det"]
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    columns = history[0].split(",")
+    last_epochs = [dict(zip(columns, line.split(","), strict=True)) for line in (history[2], history[4])]
+    assert [float(row["val_miou"]) for row in last_epochs[:1]] == [metrics["R"][0][0]]
+    assert [float(row["val_map_50"]) for row in last_epochs[1:]] == [metrics["R"][1][1]]
+
+
 def _interrupt_after_first_epoch(config, out):
     """Run ``none`` under ``config`` and stop it during its second epoch (the first epoch's checkpoint saved)."""
     lines = []

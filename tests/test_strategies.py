@@ -21,6 +21,7 @@ from unihead.config import (
     ModelConfig,
     ReplayOptions,
     config_from_dict,
+    config_to_dict,
 )
 from unihead.data import build_dataset, collate
 from unihead.detection_codecs import DET_CODECS
@@ -33,6 +34,7 @@ from unihead.models import FEATURES, build_model
 from unihead.runs import strategy_components
 from unihead.scopes import run_config
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
+from unihead.strategies import ewc as ewc_module
 from unihead.strategies.distill import output_distillation, softmax_kl
 from unihead.strategies.ewc import ElasticWeightConsolidation, accumulate, fisher_diagonal, normalised
 from unihead.strategies.kd import feature_distillation, relative_mse
@@ -322,6 +324,20 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
     else:
         assert "heads.seg.conv.weight" in seen[1] and set(seen[1].values()) == {2.0}
         assert not [name for name in seen[1] if name.startswith(("heads.det", "heads.cls"))]
+
+
+def test_ewc_computes_no_fisher_after_the_last_stage(synthetic_root, tmp_path, monkeypatch):
+    """Two stages: the Fisher of the first is the second's penalty; the second's would serve no stage."""
+    real, stages = ewc_module.fisher_diagonal, []
+
+    def counting(model, stage, samples):
+        stages.append((stage.index, stage.is_last))
+        return real(model, stage, samples)
+
+    monkeypatch.setattr(ewc_module, "fisher_diagonal", counting)
+    config = config_from_dict({**config_to_dict(_config(synthetic_root)), "strategies": {"ewc": {"fisher_samples": 2}}})
+    metrics = execute(Run(run_config(config, "ewc", 0), tmp_path, log=lambda line: None))
+    assert stages == [(0, False)] and [stage["task"] for stage in metrics["stages"]] == ["seg", "det"]
 
 
 @pytest.fixture(scope="module")

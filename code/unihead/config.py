@@ -447,6 +447,7 @@ class TrainConfig:
     pick the fastest convolution algorithms on CUDA (``cudnn.benchmark``): faster, but two runs with the
     same seed no longer agree bit for bit on the GPU."""
     num_workers: int = field(default=0, metadata=bounded(0))
+    """Processes that decode and resize the images, once per run (training then draws from the decoded tensors)."""
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""
     limit_val: int | None = None
@@ -466,8 +467,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Decoding of the detection grid before COCOeval."""
+    """Evaluation: its batch size and the decoding of the detection grid before COCOeval."""
 
+    batch_size: int = field(default=32, metadata=bounded(1))
+    """Validation images per forward pass (no gradients are kept, so it can be larger than training's)."""
     score_threshold: float = field(default=0.05, metadata=bounded(0, 1))
     """Detections scoring below this are dropped (scores are probabilities)."""
     nms_iou: float = field(default=0.5, metadata=bounded(0, 1, low_open=True))

@@ -4,7 +4,9 @@ The run measures each task's chance score (the metric of a model that learned no
 forgetting verdict needs) and evaluates the untrained model, then trains the stages in order,
 evaluating every task of the run after each stage (the accuracy matrix R). After every epoch it
 saves a checkpoint (model, optimiser, scheduler, strategy state, history), so the same command
-restarts an interrupted run from its last completed epoch. Randomness (shuffling, augmentation) is
+restarts an interrupted run from its last completed epoch. Each dataset is decoded and resized once,
+when the run starts, and held on the training device (:class:`unihead.data.decoded.DecodedDataset`).
+Randomness (shuffling, augmentation) is
 reseeded from the run's seed and the epoch number at the start of each epoch, so a resumed run draws
 exactly what an uninterrupted one would. The run reads its run config only (:class:`RunConfig`: model,
 data, train, eval, its own strategies' options, seed). Checkpoints: :mod:`unihead.engine.checkpoint`;
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader
 
 from unihead.config import ConfigError, RunConfig
-from unihead.data import build_dataset, collate
+from unihead.data import collate
+from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
 from unihead.engine.device import configure_backends, make_optimizer, prepare_model
 from unihead.engine.evaluate import chance_score, evaluate_task
@@ -49,10 +52,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _limited(dataset: Dataset, limit: int | None) -> Dataset:
-    return dataset if limit is None or limit >= len(dataset) else Subset(dataset, range(limit))
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
@@ -69,13 +68,13 @@ class Run:
         self.manifest = manifest or self.data_root / MANIFEST
         size = config.data.image_size
         train = config.train
-        self.train_sets = {t: _limited(build_dataset(t, self.data_root, "train", size, train=True), train.limit_train)
-                           for t in spec.tasks}
-        val_sets = {t: _limited(build_dataset(t, self.data_root, "val", size, train=False), train.limit_val)
-                    for t in spec.tasks}
-        self.val_loaders = {t: DataLoader(d, batch_size=train.batch_size, shuffle=False, collate_fn=collate,
-                                          num_workers=train.num_workers) for t, d in val_sets.items()}
-        self.num_classes = {t: getattr(d, "dataset", d).num_classes for t, d in val_sets.items()}
+        decoded = partial(DecodedDataset, data_root=self.data_root, size=size, device=self.device,
+                          num_workers=train.num_workers)
+        self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train) for t in spec.tasks}
+        val_sets = {t: decoded(t, split="val", train=False, limit=train.limit_val) for t in spec.tasks}
+        self.val_loaders = {t: DataLoader(d, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate)
+                            for t, d in val_sets.items()}
+        self.num_classes = {t: d.reader.num_classes for t, d in val_sets.items()}
         if self.num_classes.get(DET, NUM_DET_CLASSES) != NUM_DET_CLASSES:
             raise ConfigError(f"{self.data_root}: the detection data has {self.num_classes[DET]} categories, "
                               f"the model's detection head {NUM_DET_CLASSES}")
@@ -92,7 +91,8 @@ class Run:
     def stage_context(self, index: int) -> StageContext:
         return StageContext(index=index, task=self.spec.tasks[index], train_data=self.train_sets,
                             previous_tasks=self.spec.tasks[:index], loss_fn=self.loss_fn, collate=collate,
-                            batch_size=self.config.train.batch_size, seed=self.spec.seed)
+                            batch_size=self.config.train.batch_size, seed=self.spec.seed,
+                            is_last=index == len(self.spec.tasks) - 1)
 
     def evaluate_all(self) -> dict[str, dict[str, float]]:
         return {t: evaluate_task(self.model, t, self.val_loaders[t], self.device, self.config.model.det_head,
@@ -101,7 +101,7 @@ class Run:
     def train_loader(self, task: str, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(_epoch_seed(self.spec.seed, epoch))
         return DataLoader(self.train_sets[task], batch_size=self.config.train.batch_size, shuffle=True,
-                          generator=generator, collate_fn=collate, num_workers=self.config.train.num_workers)
+                          generator=generator, collate_fn=collate)
 
 
 def execute(run: Run) -> dict[str, Any]:
@@ -139,18 +139,24 @@ def _train_and_write(run: Run) -> dict[str, Any]:
             row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
                                   run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
                                   precision=train.precision)
-            val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
-                                run.config.eval)
+            stage_done = epoch == (index + 1) * epochs - 1
+            start = time.perf_counter()
+            if stage_done:
+                # after_stage leaves the weights and BatchNorm statistics as they are, so the stage's task
+                # scores what the epoch's own evaluation would; it is not evaluated twice
+                run.strategy.after_stage(run.model, stage)
+                metrics = run.evaluate_all()
+                val = metrics[task]
+            else:
+                val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
+                                    run.config.eval)
             metric = PRIMARY_METRIC[task]
             losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
             run.log(f"{where}  {losses}  val {metric} {val[metric]:.4f}  lr {lr:.2e}  "
                     f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
             progress["history"].append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
                                         f"val_{metric}": val[metric]})
-            if epoch == (index + 1) * epochs - 1:
-                start = time.perf_counter()
-                run.strategy.after_stage(run.model, stage)
-                metrics = run.evaluate_all()
+            if stage_done:
                 train_seconds = sum(r["seconds"] for r in progress["history"] if r["stage"] == index)
                 progress["stages"].append({"task": task, "epochs": epochs, "metrics": metrics,
                                            "train_seconds": train_seconds,

@@ -30,13 +30,16 @@ class StageContext:
     """Position of the stage in the run (0 for the first task)."""
     task: str
     train_data: Mapping[str, Dataset]
-    """Training set of every task of the run (with training augmentation), by task."""
+    """Training set of every task of the run (with training augmentation), by task: the engine's are
+    :class:`unihead.data.decoded.DecodedDataset` (samples on the training device)."""
     previous_tasks: list[str]
     """Tasks trained in earlier stages, in order."""
     loss_fn: LossFn
     collate: Callable[[list[Any]], tuple[Tensor, Any]]
     batch_size: int
     seed: int
+    is_last: bool = False
+    """Whether this is the run's last stage (no later stage uses what ``after_stage`` keeps of it)."""
 
 
 class Strategy:

@@ -117,6 +117,9 @@ class ElasticWeightConsolidation(Strategy):
         return {"penalty": self.penalty(model)} if self.fisher else {}
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
+        """Adds the finished task's Fisher and anchors the weights, unless no stage follows to use them."""
+        if stage.is_last:
+            return
         new = normalised(fisher_diagonal(model, stage, self.options.fisher_samples))
         self.fisher = accumulate(self.fisher, new, self.options.decay)
         self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.fisher}
