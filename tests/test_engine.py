@@ -149,8 +149,8 @@ def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_ro
 
 
 def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_path, monkeypatch):
-    """Two stages of two epochs: the untrained model (2 tasks), the first epoch of each stage (its task),
-    the end of each stage (2 tasks), whose score of the stage's own task is also its last epoch's."""
+    """Two stages of two epochs: the untrained model (2 tasks), each epoch (the stage's task), the end of
+    each stage (the other task: the stage's own task has its last epoch's score in R)."""
     real, evaluated = engine.evaluate_task, []
 
     def counting(model, task, *args, **kwargs):
@@ -159,7 +159,7 @@ def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_p
 
     monkeypatch.setattr(engine, "evaluate_task", counting)
     metrics = _run(_config(synthetic_root, tasks=["seg", "det"], epochs=2), "none", tmp_path)
-    assert evaluated == ["seg", "det", "seg", "seg", "det", "det", "seg", "det"]
+    assert evaluated == ["seg", "det", "seg", "seg", "det", "det", "det", "seg"]
     history = (tmp_path / "history.csv").read_text().splitlines()
     columns = history[0].split(",")
     last_epochs = [dict(zip(columns, line.split(","), strict=True)) for line in (history[2], history[4])]

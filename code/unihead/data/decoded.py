@@ -50,8 +50,9 @@ class DecodedDataset(Dataset):
         images = torch.empty((count, 3, size, size), dtype=torch.uint8)
         masks = torch.empty((count, size, size), dtype=torch.uint8) if task == SEG else None
         targets: list[Any] = []
+        # the loader's own generator seeds its workers, leaving the global one (which the run seeds) alone
         samples = DataLoader(Subset(self.reader, range(count)), batch_size=None, num_workers=num_workers,
-                             collate_fn=_as_read)
+                             collate_fn=_as_read, generator=torch.Generator())
         for index, (image, target) in enumerate(samples):
             images[index] = image
             if masks is None:

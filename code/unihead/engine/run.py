@@ -94,9 +94,13 @@ class Run:
                             batch_size=self.config.train.batch_size, seed=self.spec.seed,
                             is_last=index == len(self.spec.tasks) - 1)
 
-    def evaluate_all(self) -> dict[str, dict[str, float]]:
-        return {t: evaluate_task(self.model, t, self.val_loaders[t], self.device, self.config.model.det_head,
-                                 self.config.eval) for t in self.spec.tasks}
+    def evaluate_all(self, scored: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+        """The metrics of every task of the run, in order; those in ``scored`` (the stage's task, evaluated
+        after its last epoch with the same weights) are taken from there rather than evaluated again."""
+        scored = scored or {}
+        return {t: scored[t] if t in scored else evaluate_task(self.model, t, self.val_loaders[t], self.device,
+                                                               self.config.model.det_head, self.config.eval)
+                for t in self.spec.tasks}
 
     def train_loader(self, task: str, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(_epoch_seed(self.spec.seed, epoch))
@@ -139,24 +143,18 @@ def _train_and_write(run: Run) -> dict[str, Any]:
             row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
                                   run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
                                   precision=train.precision)
-            stage_done = epoch == (index + 1) * epochs - 1
-            start = time.perf_counter()
-            if stage_done:
-                # after_stage leaves the weights and BatchNorm statistics as they are, so the stage's task
-                # scores what the epoch's own evaluation would; it is not evaluated twice
-                run.strategy.after_stage(run.model, stage)
-                metrics = run.evaluate_all()
-                val = metrics[task]
-            else:
-                val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
-                                    run.config.eval)
+            val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
+                                run.config.eval)
             metric = PRIMARY_METRIC[task]
             losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
             run.log(f"{where}  {losses}  val {metric} {val[metric]:.4f}  lr {lr:.2e}  "
                     f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
             progress["history"].append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
                                         f"val_{metric}": val[metric]})
-            if stage_done:
+            if epoch == (index + 1) * epochs - 1:
+                start = time.perf_counter()
+                run.strategy.after_stage(run.model, stage)
+                metrics = run.evaluate_all(scored={task: val})
                 train_seconds = sum(r["seconds"] for r in progress["history"] if r["stage"] == index)
                 progress["stages"].append({"task": task, "epochs": epochs, "metrics": metrics,
                                            "train_seconds": train_seconds,

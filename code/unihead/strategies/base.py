@@ -79,7 +79,9 @@ class Strategy:
         return {}
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
-        """Called once after the last epoch of ``stage``, with the trained model."""
+        """Called once after the last epoch of ``stage``, with the trained model, which it must leave as it is
+        (weights and buffers): the engine scores the stage's task once, before this hook, for both the
+        epoch's validation curve and the stage's row of R."""
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data to restore the strategy on resume (buffers, Fisher, teacher weights)."""
