@@ -46,7 +46,7 @@ class DecodedDataset(Dataset):
         self.task, self.size = task, size
         self.reader = build_dataset(task, data_root, split, size, train=False, transforms=decode_transforms(size))
         count = len(self.reader) if limit is None else min(limit, len(self.reader))
-        self.augment = augment_transforms(train)
+        self.augment = augment_transforms(train, device)
         images = torch.empty((count, 3, size, size), dtype=torch.uint8)
         masks = torch.empty((count, size, size), dtype=torch.uint8) if task == SEG else None
         targets: list[Any] = []

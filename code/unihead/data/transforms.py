@@ -8,6 +8,7 @@ normalisation). :func:`build_transforms` is the two in a row.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -33,10 +34,13 @@ def _decode_steps(size: int) -> list[v2.Transform]:
     return [v2.ToImage(), v2.Resize((size, size), antialias=True)]
 
 
-def _augment_steps(train: bool) -> list[v2.Transform]:
+def _augment_steps(train: bool, device: torch.device) -> list[v2.Transform]:
     steps: list[v2.Transform] = [v2.RandomHorizontalFlip(p=0.5)] if train else []
+    # v2.Normalize would keep mean and std as lists and copy them to the image's device at every call
+    # (on a GPU, a host sync per sample); as tensors on ``device`` they are made once
+    mean, std = (torch.tensor(values, dtype=torch.float32, device=device) for values in (IMAGENET_MEAN, IMAGENET_STD))
     return [*steps, v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD), BoxesAsFractions()]
+            v2.Lambda(partial(v2.functional.normalize, mean=mean, std=std), tv_tensors.Image), BoxesAsFractions()]
 
 
 def decode_transforms(size: int) -> v2.Transform:
@@ -45,11 +49,11 @@ def decode_transforms(size: int) -> v2.Transform:
     return v2.Compose(_decode_steps(size))
 
 
-def augment_transforms(train: bool) -> v2.Transform:
+def augment_transforms(train: bool, device: torch.device | str = "cpu") -> v2.Transform:
     """From :func:`decode_transforms`' output on: a horizontal flip for training (one ``torch.rand(1)`` of
-    the global generator per sample), float conversion and ImageNet normalisation of the image only, boxes
-    as fractions of the image (:class:`BoxesAsFractions`)."""
-    return v2.Compose(_augment_steps(train))
+    the global generator per sample), float conversion and ImageNet normalisation of the image only, for
+    images on ``device``; boxes as fractions of the image (:class:`BoxesAsFractions`)."""
+    return v2.Compose(_augment_steps(train, torch.device(device)))
 
 
 def build_transforms(size: int, train: bool) -> v2.Transform:
@@ -58,4 +62,4 @@ def build_transforms(size: int, train: bool) -> v2.Transform:
 
     Masks (``tv_tensors.Mask``) are resized with nearest neighbour, so labels stay labels.
     """
-    return v2.Compose([*_decode_steps(size), *_augment_steps(train)])
+    return v2.Compose([*_decode_steps(size), *_augment_steps(train, torch.device("cpu"))])
