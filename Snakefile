@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "code"))
 from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
 from unihead.runs import run_names  # noqa: E402
 from unihead.scopes import (  # noqa: E402
+    benchmark_scope,
     data_scope,
     forgetting_scope,
-    inference_scope,
     readme_scope,
     report_scope,
     run_scope,

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from unihead.config import ConfigError, config_from_dict
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.engine.train import set_train_mode
+from unihead.runs import run_spec
 from unihead.scopes import run_config
 
 

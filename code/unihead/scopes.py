@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from unihead.config import ExperimentConfig, RunConfig, apply_variant, config_to_dict
+from unihead.config import STRATEGY_OPTIONS, ExperimentConfig, RunConfig, apply_variant, build_section, config_to_dict
 from unihead.runs import strategy_components
 
 
@@ -25,11 +25,13 @@ def data_scope(config: ExperimentConfig) -> dict[str, Any]:
 
 def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> RunConfig:
     """What ``unihead train`` reads for one run and seed (of the experiment's ``variant``, whose overrides are
-    applied first): the model, data, train and eval sections, the options of the run's own strategies, the
-    seed and the variant's name."""
+    applied first): the model, data, train and eval sections, the options of the run's own strategies
+    (defaults filled in, so spelling out a default changes nothing), the seed and the variant's name."""
     if variant is not None:
         config = apply_variant(config, variant)
-    strategies = {name: config.strategies[name] for name in strategy_components(run) if name in config.strategies}
+    strategies = {name: dataclasses.asdict(build_section(STRATEGY_OPTIONS[name], config.strategies.get(name),
+                                                         f"strategies.{name}"))
+                  for name in strategy_components(run)}
     return RunConfig(experiment=config.name, run=run, seed=seed, variant=variant, model=config.model,
                      data=config.data, train=config.train, eval=config.eval, strategies=strategies)
 
@@ -66,11 +68,13 @@ def report_scope(config: ExperimentConfig) -> dict[str, Any]:
             **_variants(config)}
 
 
-def inference_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What the latency measurement reads: the model and the image size; with variants, their overrides (a
-    variant's latency is measured on its own model)."""
+def benchmark_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead benchmark`` reads: the model, the image size, and how training batches and computes; with
+    variants, their overrides (each variant's model is measured on its own)."""
+    train = config.train
     return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size},
-            **_variants(config)}
+            "train": {"batch_size": train.batch_size, "device": train.device, "precision": train.precision,
+                      "deterministic": train.deterministic}, **_variants(config)}
 
 
 def readme_scope(config: ExperimentConfig) -> dict[str, Any]:

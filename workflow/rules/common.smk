@@ -56,6 +56,6 @@ def figure(name):
 
 
 wildcard_constraints:
-    run="|".join(RUNS),
+    run="|".join(map(re.escape, RUNS)),  # a combination's name holds "+"
     seed=r"\d+",
     variant="|".join(map(re.escape, VARIANTS)),

@@ -6,7 +6,7 @@ SCOPES = {
     "data": data_scope,
     "forgetting": forgetting_scope,
     "report": report_scope,
-    "inference": inference_scope,
+    "benchmark": benchmark_scope,
     "readme": readme_scope,
 }
 JOB_CONFIG = f"{RESULTS}/config/{{job}}.yaml"

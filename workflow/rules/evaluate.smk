@@ -1,11 +1,11 @@
-# Forgetting against the threshold, and the model's inference latency.
+# Forgetting against the threshold, and what the model costs on the training jobs' device.
 
 FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
 FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
-# With variants, each variant's model is timed (a variant may change the heads).
-INFERENCE = f"{RESULTS}/compute/{{variant}}/inference.json" if VARIANTS else f"{RESULTS}/compute/inference.json"
-INFERENCES = expand(INFERENCE, variant=VARIANTS) if VARIANTS else [INFERENCE]
-INFERENCE_JOB = "inference_speed/{variant}" if VARIANTS else "inference_speed"
+# With variants, each variant's model is measured (a variant may change the heads).
+BENCHMARK = f"{RESULTS}/compute/{{variant}}/benchmark.json" if VARIANTS else f"{RESULTS}/compute/benchmark.json"
+BENCHMARKS = expand(BENCHMARK, variant=VARIANTS) if VARIANTS else [BENCHMARK]
+BENCHMARK_JOB = "benchmark/{variant}" if VARIANTS else "benchmark"
 
 
 rule forgetting:
@@ -24,23 +24,25 @@ rule forgetting:
         "python -m unihead forgetting {input.metrics:q} --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule inference_speed:
-    """Median forward time of one image at the experiment's size (of a variant's model), on the device
-    training jobs get."""
+rule benchmark:
+    """Parameters, forward latency at the experiment's size (batch 1), training images/s of the full model and
+    of the bare backbone + FPN, the data pipeline's images/s and peak memory (of a variant's model), on the
+    device training jobs get."""
     input:
-        config=JOB_CONFIG.format(job="inference"),
+        config=JOB_CONFIG.format(job="benchmark"),
+        manifest=MANIFEST,
     output:
-        INFERENCE,
+        BENCHMARK,
     params:
         device="cuda" if EXPERIMENT.workflow.gpus_per_run else "cpu",
         variant=lambda wildcards: f"--variant {shlex.quote(wildcards.variant)}" if VARIANTS else "",
+        data_root=EXPERIMENT.data.root,
     log:
-        f"{RESULTS}/logs/{INFERENCE_JOB}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/{INFERENCE_JOB}.tsv"
+        f"{RESULTS}/logs/{BENCHMARK_JOB}.log",
     threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
+        gpu_share=EXPERIMENT.workflow.gpu_share_alone,  # no training job beside it on the GPU
     shell:
-        "python -m unihead speed --config {input.config:q} {params.variant} --device {params.device:q} --runs 20"
-        " --json {output:q} > {log:q} 2>&1"
+        "python -m unihead benchmark --config {input.config:q} {params.variant} --device {params.device:q}"
+        " --repeats 20 --data-root {params.data_root:q} --json {output:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule report:
     input:
         config=JOB_CONFIG.format(job="report"),
         metrics=RUN_METRICS,
-        inference=INFERENCES,
+        benchmark=BENCHMARKS,
         forgetting=FORGETTING_SUMMARY,
     output:
         REPORT_TABLES,
@@ -26,7 +26,7 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "python -m unihead report --config {input.config:q} {input.metrics:q} --inference {input.inference:q}"
+        "python -m unihead report --config {input.config:q} {input.metrics:q} --benchmark {input.benchmark:q}"
         " --forgetting {input.forgetting:q} --out {params.out:q} > {log:q} 2>&1"
 
 

@@ -21,6 +21,7 @@ rule train:
     priority: lambda wildcards: 0 if wildcards.run.startswith("baseline-") else 1
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
+        gpu_share=EXPERIMENT.workflow.gpu_share_per_run,  # workflow.runs_per_gpu jobs fit on one GPU
         mem_mb=16000,
         runtime=EXPERIMENT.workflow.runtime_minutes,
     shell:

@@ -116,7 +116,7 @@ results=results/test
 runs=$(find "$results/runs" -name metrics.json | wc -l)
 [ "$trains" -ge 1 ] && [ "$runs" -eq "$trains" ] || fail "$trains train jobs but $runs runs/*/metrics.json"
 for file in "$results/data/manifest.json" "$results/tables/forgetting_summary.csv" \
-    "$results/tables/forgetting_per_seed.csv" "$results/compute/inference.json" \
+    "$results/tables/forgetting_per_seed.csv" "$results/compute/benchmark.json" \
     "$results/report/tables/forgetting.md" "$results/report/figures/r_matrices.png"; do
     [ -s "$file" ] || fail "missing output $file"
 done

@@ -4,7 +4,9 @@ The run measures each task's chance score (the metric of a model that learned no
 forgetting verdict needs) and evaluates the untrained model, then trains the stages in order,
 evaluating every task of the run after each stage (the accuracy matrix R). After every epoch it
 saves a checkpoint (model, optimiser, scheduler, strategy state, history), so the same command
-restarts an interrupted run from its last completed epoch. Randomness (shuffling, augmentation) is
+restarts an interrupted run from its last completed epoch. Each dataset is decoded and resized once,
+when the run starts, and held on the training device (:class:`unihead.data.decoded.DecodedDataset`).
+Randomness (shuffling, augmentation) is
 reseeded from the run's seed and the epoch number at the start of each epoch, so a resumed run draws
 exactly what an uninterrupted one would. The run reads its run config only (:class:`RunConfig`: model,
 data, train, eval, its own strategies' options, seed). Checkpoints: :mod:`unihead.engine.checkpoint`;
@@ -16,17 +18,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader
 
 from unihead.config import ConfigError, RunConfig
-from unihead.data import build_dataset, collate
+from unihead.data import collate
+from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
+from unihead.engine.device import configure_backends, make_optimizer, prepare_model
 from unihead.engine.evaluate import chance_score, evaluate_task
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
@@ -34,43 +37,10 @@ from unihead.engine.schedule import make_scheduler
 from unihead.engine.train import train_one_epoch
 from unihead.losses import task_loss
 from unihead.models import build_model
-from unihead.runs import BASELINE_PREFIX
+from unihead.runs import run_spec
 from unihead.sources.manifest import MANIFEST
-from unihead.strategies import STRATEGIES, StageContext, check_strategy_options, create_strategy
-from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC, TASKS
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
-    strategy: str
-    tasks: list[str]
-    seed: int
-    first_stage: int = 0
-    """Position of the run's first task in ``train.tasks``: a baseline follows the learning-rate
-    schedule of the sequence from there, so it trains with exactly the segment its task gets inside
-    the sequence (matched conditions for "drop from the single-task baseline")."""
-
-    @property
-    def kind(self) -> str:
-        return "baseline" if self.name.startswith(BASELINE_PREFIX) else "sequence"
-
-
-def run_spec(config: RunConfig, name: str, seed: int) -> RunSpec:
-    """The run called ``name``: a registered strategy, or ``baseline-<task>`` (that task alone, no strategy)."""
-    if name.startswith(BASELINE_PREFIX):
-        task = name[len(BASELINE_PREFIX):]
-        if task not in TASKS:
-            raise ConfigError(f"unknown baseline {name!r}; expected one of {[BASELINE_PREFIX + t for t in TASKS]}")
-        if task not in config.train.tasks:
-            raise ConfigError(f"baseline {name!r}: task {task!r} is not in config key 'train.tasks' "
-                              f"{list(config.train.tasks)}, so no sequence stage gives it a schedule to match")
-        return RunSpec(name, "none", [task], seed, first_stage=config.train.tasks.index(task))
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown run {name!r}; expected a strategy {sorted(STRATEGIES)} "
-                          f"or a baseline {[BASELINE_PREFIX + t for t in TASKS]}")
-    return RunSpec(name, name, list(config.train.tasks), seed)
+from unihead.strategies import StageContext, create_strategy
+from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,10 +50,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"config key 'train.device' is {name!r} but no CUDA device is visible")
     return device
-
-
-def _limited(dataset: Dataset, limit: int | None) -> Dataset:
-    return dataset if limit is None or limit >= len(dataset) else Subset(dataset, range(limit))
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -102,41 +68,44 @@ class Run:
         self.manifest = manifest or self.data_root / MANIFEST
         size = config.data.image_size
         train = config.train
-        self.train_sets = {t: _limited(build_dataset(t, self.data_root, "train", size, train=True), train.limit_train)
-                           for t in spec.tasks}
-        val_sets = {t: _limited(build_dataset(t, self.data_root, "val", size, train=False), train.limit_val)
-                    for t in spec.tasks}
-        self.val_loaders = {t: DataLoader(d, batch_size=train.batch_size, shuffle=False, collate_fn=collate,
-                                          num_workers=train.num_workers) for t, d in val_sets.items()}
-        self.num_classes = {t: getattr(d, "dataset", d).num_classes for t, d in val_sets.items()}
+        decoded = partial(DecodedDataset, data_root=self.data_root, size=size, device=self.device,
+                          num_workers=train.num_workers)
+        self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train) for t in spec.tasks}
+        val_sets = {t: decoded(t, split="val", train=False, limit=train.limit_val) for t in spec.tasks}
+        self.val_loaders = {t: DataLoader(d, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate)
+                            for t, d in val_sets.items()}
+        self.num_classes = {t: d.reader.num_classes for t, d in val_sets.items()}
         if self.num_classes.get(DET, NUM_DET_CLASSES) != NUM_DET_CLASSES:
             raise ConfigError(f"{self.data_root}: the detection data has {self.num_classes[DET]} categories, "
                               f"the model's detection head {NUM_DET_CLASSES}")
         torch.manual_seed(spec.seed)
-        self.model = build_model(config.model).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.model = prepare_model(build_model(config.model), self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), train.lr, train.weight_decay, self.device)
         self.scheduler = make_scheduler(self.optimizer, train, spec.first_stage)
-        check_strategy_options(config.strategies)
-        self.strategy = create_strategy(spec.strategy, config.strategies.get(spec.strategy), seed=spec.seed)
-        self.loss_fn = partial(self._loss, det_head=config.model.det_head, image_size=size)
+        self.strategy = create_strategy(spec.strategy, config.strategies, seed=spec.seed)
+        self.loss_fn = partial(self._loss, det_head=config.model.det_head)
 
-    def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str, image_size: int) -> dict:
-        return task_loss(task, output, target, det_head=det_head, image_size=image_size,
-                         num_classes=self.num_classes[task])
+    def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str) -> dict:
+        return task_loss(task, output, target, det_head=det_head, num_classes=self.num_classes[task])
 
     def stage_context(self, index: int) -> StageContext:
         return StageContext(index=index, task=self.spec.tasks[index], train_data=self.train_sets,
                             previous_tasks=self.spec.tasks[:index], loss_fn=self.loss_fn, collate=collate,
-                            batch_size=self.config.train.batch_size, seed=self.spec.seed)
+                            batch_size=self.config.train.batch_size, seed=self.spec.seed,
+                            is_last=index == len(self.spec.tasks) - 1)
 
-    def evaluate_all(self) -> dict[str, dict[str, float]]:
-        return {t: evaluate_task(self.model, t, self.val_loaders[t], self.device, self.config.model.det_head,
-                                 self.config.eval) for t in self.spec.tasks}
+    def evaluate_all(self, scored: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+        """The metrics of every task of the run, in order; those in ``scored`` (the stage's task, evaluated
+        after its last epoch with the same weights) are taken from there rather than evaluated again."""
+        scored = scored or {}
+        return {t: scored[t] if t in scored else evaluate_task(self.model, t, self.val_loaders[t], self.device,
+                                                               self.config.model.det_head, self.config.eval)
+                for t in self.spec.tasks}
 
     def train_loader(self, task: str, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(_epoch_seed(self.spec.seed, epoch))
         return DataLoader(self.train_sets[task], batch_size=self.config.train.batch_size, shuffle=True,
-                          generator=generator, collate_fn=collate, num_workers=self.config.train.num_workers)
+                          generator=generator, collate_fn=collate)
 
 
 def execute(run: Run) -> dict[str, Any]:
@@ -149,7 +118,7 @@ def execute(run: Run) -> dict[str, Any]:
 
 def _train_and_write(run: Run) -> dict[str, Any]:
     spec, train = run.spec, run.config.train
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    configure_backends(run.device, train.deterministic)
     progress = load_checkpoint(run)
     if progress is None:
         progress = {"epochs_done": 0, "history": [], "stages": [], "initial": run.evaluate_all(),
@@ -172,7 +141,8 @@ def _train_and_write(run: Run) -> dict[str, Any]:
             torch.manual_seed(_epoch_seed(spec.seed, epoch))
             lr = run.optimizer.param_groups[0]["lr"]
             row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
-                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0)
+                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
+                                  precision=train.precision)
             val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
                                 run.config.eval)
             metric = PRIMARY_METRIC[task]
@@ -184,7 +154,7 @@ def _train_and_write(run: Run) -> dict[str, Any]:
             if epoch == (index + 1) * epochs - 1:
                 start = time.perf_counter()
                 run.strategy.after_stage(run.model, stage)
-                metrics = run.evaluate_all()
+                metrics = run.evaluate_all(scored={task: val})
                 train_seconds = sum(r["seconds"] for r in progress["history"] if r["stage"] == index)
                 progress["stages"].append({"task": task, "epochs": epochs, "metrics": metrics,
                                            "train_seconds": train_seconds,

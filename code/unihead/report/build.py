@@ -63,20 +63,20 @@ def variant_configs(config: ExperimentConfig, runs: list[dict]) -> dict[str | No
     return {variant: apply_variant(config, variant) for variant in dict.fromkeys(variant_of(run) for run in runs)}
 
 
-def _latencies(paths: list[Path]) -> dict[str | None, dict[str, Any]]:
-    """The JSON files of ``unihead speed --json`` by the variant each records (None: no variant)."""
-    latencies: dict[str | None, dict[str, Any]] = {}
+def _benchmarks(paths: list[Path]) -> dict[str | None, dict[str, Any]]:
+    """The JSON files of ``unihead benchmark --json`` by the variant each records (None: no variant)."""
+    measured: dict[str | None, dict[str, Any]] = {}
     for path in paths:
-        latency = json.loads(path.read_text())
-        latencies[latency.get("variant")] = latency
-    return latencies
+        result = json.loads(path.read_text())
+        measured[result.get("variant")] = result
+    return measured
 
 
 def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path, out_dir: Path,
-                 inference: list[Path] | None = None) -> list[Path]:
-    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs and the forgetting summary that
-    ``unihead forgetting`` wrote from them, with the latency ``unihead speed --json`` measured (one file per
-    variant); return every file written."""
+                 benchmarks: list[Path] | None = None) -> list[Path]:
+    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs, the forgetting summary that
+    ``unihead forgetting`` wrote from them and the JSON of ``unihead benchmark`` (one file per variant); return
+    every file written."""
     runs = load_runs(metrics)
     summary, verdict = read_summary(forgetting)
     configs = variant_configs(config, runs)
@@ -85,8 +85,8 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
     parameters = {variant: parameter_breakdown(build_model(dataclasses.replace(c.model, pretrained=False)))["total"]
                   for variant, c in configs.items()}
     label_prefix = f"{config.name}-" if has_variants(runs) else ""
-    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, _latencies(inference or []), line,
-                           label_prefix)
+    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, _benchmarks(benchmarks or []),
+                           line, label_prefix)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")

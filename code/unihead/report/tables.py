@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unihead.benchmark import conditions_line
 from unihead.files import atomic_write_text
 from unihead.forgetting import DEFINITIONS, RULE_DROP, VARIANT, Verdict, has_variants, variant_of
 from unihead.runs import BASELINE_PREFIX
@@ -87,19 +88,22 @@ def r_matrices(runs: list[dict]) -> pd.DataFrame:
 
 
 def compute(runs: list[dict], parameters: dict[str | None, int],
-            inference: dict[str | None, dict[str, Any]]) -> pd.DataFrame:
-    """Training time and throughput per run name (and variant); the model's size and inference latency
-    alongside (``parameters`` and ``inference`` by variant, None without variants; no latency: n/a)."""
+            benchmarks: dict[str | None, dict[str, Any]]) -> pd.DataFrame:
+    """Training time and throughput per run name (and variant); the model's size and, from ``unihead benchmark``,
+    its inference latency (eager and fast path, median ms per batch) and the device they were measured on
+    alongside (``parameters`` and ``benchmarks`` by variant, None without variants; not measured: n/a)."""
     rows = []
     for (variant, name), group in run_groups(runs).items():
         minutes = _mean_std([run["train_seconds"] / 60 for run in group])
-        latency = inference.get(variant)
+        measured = benchmarks.get(variant)
+        forward = None if measured is None else measured["forward_ms"]
         rows.append({**_variant_cells(variant), "run": name, "parameters": parameters[variant],
                      "train_minutes": minutes[0], "train_minutes_std": minutes[1],
                      "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
                      "device": group[0]["provenance"]["device"],
-                     "inference_ms": None if latency is None else latency["median_ms"],
-                     "inference_device": None if latency is None else latency["device"]})
+                     "inference_ms": None if forward is None else forward["eager"]["median_ms"],
+                     "inference_fast_ms": None if forward is None else forward["fast"]["median_ms"],
+                     "inference_device": None if measured is None else measured["conditions"]["device"]})
     return pd.DataFrame(rows)
 
 
@@ -108,6 +112,20 @@ def _with_variant(table: pd.DataFrame, numbers: pd.DataFrame) -> pd.DataFrame:
     if VARIANT in numbers:
         table.insert(0, "Variant", list(numbers[VARIANT]))
     return table
+
+
+def compute_caption(benchmarks: dict[str | None, dict[str, Any]]) -> str:
+    """What the compute table shows, with the conditions the inference latency was measured under (those of
+    the first variant's measurement; the variants' measurements differ only in the model)."""
+    caption = "Model size, training time and throughput per run"
+    if not benchmarks:
+        return caption + "."
+    first = next(iter(benchmarks.values()))
+    cond = first["conditions"]
+    fast = f"inference mode, channels_last, {cond['compute_dtype']}"
+    each = ", each variant's model" if len(benchmarks) > 1 else ""
+    return (f"{caption}; inference latency of one batch of {cond['batch']} at {cond['image_size']} px, all heads"
+            f"{each}, eager (fp32) and fast path ({fast}), from unihead benchmark: {conditions_line(first)}.")
 
 
 def _final_display(final: pd.DataFrame) -> pd.DataFrame:
@@ -184,7 +202,9 @@ def _compute_display(table: pd.DataFrame) -> pd.DataFrame:
         "Training (min)": [_cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
                                                                    strict=True)],
         "Images/s": [f"{v:.1f}" for v in table["images_per_s"]],
-        "Inference (ms/image)": ["n/a" if v is None or pd.isna(v) else f"{v:.1f}" for v in table["inference_ms"]],
+        "Inference eager / fast (ms)": [
+            "n/a" if eager is None or pd.isna(eager) else f"{eager:.1f} / {fast:.1f}"
+            for eager, fast in zip(table["inference_ms"], table["inference_fast_ms"], strict=True)],
         "Device": table["device"],
     }), table)
 
@@ -208,13 +228,13 @@ def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> s
 
 
 def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_dir: Path,
-                 parameters: dict[str | None, int], inference: dict[str | None, dict[str, Any]], provenance_line: str,
+                 parameters: dict[str | None, int], benchmarks: dict[str | None, dict[str, Any]], provenance_line: str,
                  label_prefix: str = "") -> list[Path]:
     """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex`` (LaTeX label
     ``tab:<label_prefix><name>``); return the paths. The forgetting and continual tables show ``summary``, the
-    forgetting rule's table judged by ``verdict``; ``parameters`` and ``inference`` are by variant (see
+    forgetting rule's table judged by ``verdict``; ``parameters`` and ``benchmarks`` are by variant (see
     :func:`compute`)."""
-    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
+    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, benchmarks)
     tables = {
         "final_metrics": (final, _final_display(final), not has_variants(runs),
                           "Final metrics (x100) per strategy, mean ± std over seeds."),
@@ -224,7 +244,7 @@ def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_
                       "forgetting."),
         "r_matrices": (matrices, _r_display(matrices), False,
                        "Accuracy matrix R (x100): each task's primary metric after each stage."),
-        "compute": (cost, _compute_display(cost), False, "Model size, training time and inference latency."),
+        "compute": (cost, _compute_display(cost), False, compute_caption(benchmarks)),
     }
     paths = []
     for name, (numbers, display, index, caption) in tables.items():
