@@ -100,10 +100,10 @@ def test_bad_settings_and_devices_are_refused(capsys):
 
 def test_the_compute_table_shows_both_latencies_and_states_the_conditions(measured):
     run = {"run": {"name": "ewc"}, "train_seconds": 120.0, "images_per_s": 10.0, "provenance": {"device": "cpu: x"}}
-    table = compute([run], measured["parameters"], measured)
+    table = compute([run], {None: measured["parameters"]}, {None: measured})
     assert table.loc[0, "inference_ms"] == measured["forward_ms"]["eager"]["median_ms"]
     assert table.loc[0, "inference_fast_ms"] == measured["forward_ms"]["fast"]["median_ms"]
-    caption = compute_caption(measured)
+    caption = compute_caption({None: measured})
     assert "batch of 1 at 64 px" in caption and "median of 1 runs after 0 warm-up" in caption
     assert f"torch {measured['conditions']['versions']['torch']}" in caption
-    assert compute_caption(None) == "Model size, training time and throughput per run."
+    assert compute_caption({}) == "Model size, training time and throughput per run."

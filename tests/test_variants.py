@@ -15,7 +15,7 @@ from unihead.config import ConfigError, apply_variant, config_from_dict, load_co
 from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
 from unihead.report.build import provenance_line
 from unihead.report.tables import final_metrics, forgetting_display
-from unihead.scopes import forgetting_scope, inference_scope, report_scope, run_config, run_scope
+from unihead.scopes import forgetting_scope, benchmark_scope, report_scope, run_config, run_scope
 from unihead.sources.manifest import MANIFEST
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,13 +90,13 @@ def test_a_runs_config_is_built_from_its_variant():
 def test_slices_carry_the_variants_only_where_the_experiment_has_them():
     plain = config_from_dict(experiment({}))
     assert "variants" not in forgetting_scope(plain)["workflow"]
-    assert "workflow" not in report_scope(plain) and "workflow" not in inference_scope(plain)
+    assert "workflow" not in report_scope(plain) and "workflow" not in benchmark_scope(plain)
     config = config_from_dict(experiment({"logits": {"model": {"det_head": "logits"}}}))
     # the forgetting job needs the names only; the report and the latency need each variant's model
     assert forgetting_scope(config)["workflow"]["variants"] == {"logits": {}}
     assert report_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    assert inference_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    for scope in (forgetting_scope, report_scope, inference_scope):
+    assert benchmark_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
+    for scope in (forgetting_scope, report_scope, benchmark_scope):
         assert config_from_dict(scope(config)).workflow.variants == scope(config)["workflow"]["variants"]
 
 
