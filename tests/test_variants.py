@@ -81,10 +81,11 @@ def test_a_runs_config_is_built_from_its_variant():
         "fisher_samples": 4}}}}, strategies={"ewc": {"fisher_samples": 8}}))
     run = run_config(config, "ewc", 1, "logits")
     assert (run.variant, run.seed, run.model.det_head, run.strategies) == ("logits", 1, "logits",
-                                                                           {"ewc": {"fisher_samples": 4}})
+                                                                           {"ewc": {"penalty_weight": 1.0,
+                                                                                    "fisher_samples": 4, "decay": 1.0}})
     assert run_scope(config, "ewc", 1, "logits")["variant"] == "logits"
     plain = run_config(config, "ewc", 1)
-    assert (plain.variant, plain.model.det_head, plain.strategies) == (None, "paper", {"ewc": {"fisher_samples": 8}})
+    assert (plain.variant, plain.model.det_head, plain.strategies["ewc"]["fisher_samples"]) == (None, "paper", 8)
 
 
 def test_slices_carry_the_variants_only_where_the_experiment_has_them():
