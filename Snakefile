@@ -29,6 +29,14 @@ if not workflow.overwrite_configfiles:
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
 from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
 from unihead.runs import run_names  # noqa: E402
+from unihead.scopes import (  # noqa: E402
+    benchmark_scope,
+    data_scope,
+    forgetting_scope,
+    readme_scope,
+    report_scope,
+    run_scope,
+)
 
 try:
     EXPERIMENT = config_from_dict(config)
@@ -48,9 +56,11 @@ if EXPERIMENT.workflow.gpus_per_run > 0:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
 
@@ -60,3 +70,4 @@ rule all:
     input:
         FORGETTING_TABLES,
         REPORT_FILES,
+        COMPARISON,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the unihead image from containers/Dockerfile and exercise it as a reviewer would: as its
 # non-root user, without network, with a copy of this checkout bind-mounted at /work (the copy keeps
-# the workflow's outputs out of the checkout): `unihead params`, `unihead speed` on the CPU, the shared
+# the workflow's outputs out of the checkout): `unihead params`, `unihead benchmark` on the CPU, the shared
 # libraries of PyTorch's CUDA build (all inside the image but the driver's), and the tiny workflow
 # (`snakemake --cores 2 --configfile workflow/config/test.yaml`) end to end with its outputs checked.
 # Run by tests/test_image.py (podman, from .ci/run as root) and by .github/workflows/image.yml (docker).
@@ -88,8 +88,8 @@ in_image id
 [ "$(in_image id -u)" = 10001 ]
 say "unihead params"
 in_image python -m unihead params
-say "unihead speed on the CPU"
-in_image python -m unihead speed --config workflow/config/test.yaml --runs 3
+say "unihead benchmark on the CPU"
+in_image python -m unihead benchmark --config workflow/config/test.yaml --device cpu --repeats 3
 say "PyTorch's CUDA build: every library it links resolves inside the image, but the driver's (from the host)"
 in_image python - <<'PY'
 import pathlib, re, subprocess, sys, torch

@@ -1,10 +1,9 @@
 """Bad input, the config surface: every config the package refuses before any work, with its error.
 
 One parametrised table, BAD_CONFIGS: a row per bad config (an id, the config's values, and the text the
-ConfigError must contain: the dotted key and what is allowed). Each row runs the checks made before any
-work: the config is read (:func:`config_from_dict`, as the Snakefile does when it is parsed and every
-command does), and every configured strategy's options are checked (:func:`check_strategy_options`, as
-``unihead prepare``, the workflow's first job, and a training run do). A new kind of bad config is a new row here.
+ConfigError must contain: the dotted key and what is allowed). Each row reads the config
+(:func:`config_from_dict`, as the Snakefile does when it is parsed and every command does), which checks
+every key, strategy names and every strategy's options too. A new kind of bad config is a new row here.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from unihead.config import ConfigError, config_from_dict, load_config
-from unihead.strategies import STRATEGIES, check_strategy_options
+from unihead.config import STRATEGY_OPTIONS, ConfigError, config_from_dict, load_config
 
 
 def row(case: str, values: dict[str, Any], message: str) -> Any:
@@ -44,6 +42,11 @@ BAD_CONFIGS = [
     row("list-for-section", {"model": [1, 2]}, "'model': expected a mapping"),
     row("bad-level", {"model": {"levels": {"seg": 4, "det": 32, "cls": 32}}}, "'model.levels.seg': expected one of"),
     row("missing-level", {"model": {"levels": {"seg": 8}}}, "'model.levels': expected one entry per task"),
+    row("bad-head", {"model": {"head": "shared"}},
+        "'model.head': expected one of ['separate', 'unified'], got 'shared'"),
+    row("unified-head-on-two-levels", {"model": {"head": "unified", "levels": {"seg": 8, "det": 16, "cls": 16}}},
+        "config key 'model.levels': a unified head (model.head: unified) reads one FPN level for every task, so "
+        "expected the same stride for ['seg', 'det', 'cls'], got {'seg': 8, 'det': 16, 'cls': 16}"),
     row("sha-without-file", {"model": {"weights_sha256": "ab"}},
         "'model.weights_sha256' is set but 'model.weights_file' is not"),
     row("bad-source", {"data": {"source": "ftp"}},
@@ -61,6 +64,13 @@ BAD_CONFIGS = [
         "'threshold_rule': expected one of ['relative', 'relative_to_chance'"),
     row("threshold", {"threshold": 5}, "'threshold': expected a number in [0, 1), got 5.0"),
     row("learned-margin", {"learned_margin": -0.1}, "'learned_margin': expected a number in [0, 1), got -0.1"),
+    row("precision", {"train": {"precision": "fp16"}},
+        "'train.precision': expected one of ['auto', 'fp32', 'bf16'], got 'fp16'"),
+    row("deterministic", {"train": {"deterministic": "sometimes"}},
+        "'train.deterministic': expected bool, got 'sometimes'"),
+    row("runs-per-gpu", {"workflow": {"runs_per_gpu": 0}}, "'workflow.runs_per_gpu': expected a number in [1, 16]"),
+    row("runs-per-gpu-high", {"workflow": {"runs_per_gpu": 17}},
+        "'workflow.runs_per_gpu': expected a number in [1, 16], got 17"),
     row("bn-mode", {"train": {"bn": "frozen"}}, "'train.bn': expected one of ['train', 'freeze_after_first']"),
     row("epochs", {"train": {"epochs": 0}}, "'train.epochs': expected at least 1, got 0"),
     row("repeated-task", {"train": {"tasks": ["seg", "seg"]}}, "'train.tasks': expected distinct tasks"),
@@ -89,10 +99,26 @@ BAD_CONFIGS = [
     row("report-dir-empty", {"workflow": {"report_dir": ""}}, "config key 'workflow.report_dir'"),
     # strategy names (the Snakefile checks them when it is parsed)
     row("run-strategy-name", {"workflow": {"strategies": ["none", "ewk"]}},
-        "config key 'workflow.strategies[1]': expected one of ['none', 'ewc', 'lwf', 'replay', 'kd', 'kd_replay'], "
-        "got 'ewk'"),
+        "config key 'workflow.strategies[1]': expected 'none', a strategy ['ewc', 'lwf', 'replay', 'kd'], "
+        "an alias ['kd_replay'] or strategies joined by '+' (such as 'lwf+replay'), got 'ewk'"),
+    row("run-strategy-combination", {"workflow": {"strategies": ["lwf+ewk"]}},
+        "config key 'workflow.strategies[0]': expected 'none', a strategy ['ewc', 'lwf', 'replay', 'kd'], an alias "
+        "['kd_replay'] or strategies joined by '+' (such as 'lwf+replay'), got 'lwf+ewk' ('ewk' is not a strategy)"),
+    row("run-strategy-alias-in-combination", {"workflow": {"strategies": ["kd_replay+lwf"]}},
+        "got 'kd_replay+lwf' ('kd_replay' is not a strategy)"),
+    row("run-strategy-twice", {"workflow": {"strategies": ["ewc", "lwf+replay+lwf"]}},
+        "config key 'workflow.strategies[1]': expected 'none', a strategy ['ewc', 'lwf', 'replay', 'kd'], an alias "
+        "['kd_replay'] or strategies joined by '+' (such as 'lwf+replay'), got 'lwf+replay+lwf' "
+        "('lwf' is named twice)"),
+    row("run-strategy-empty-part", {"workflow": {"strategies": ["lwf+"]}}, "got 'lwf+' ('' is not a strategy)"),
     row("options-strategy-name", {"strategies": {"ewk": {"fisher_samples": 8}}},
-        "unknown config key 'strategies.ewk'; valid keys at 'strategies' (the registered strategies): ['none', "),
+        "unknown config key 'strategies.ewk'; valid keys at 'strategies' (the registered strategies): ['ewc', "
+        "'lwf', 'replay', 'kd']"),
+    row("options-of-an-alias", {"strategies": {"kd_replay": {"capacity": 10}}},
+        "unknown config key 'strategies.kd_replay'; valid keys at 'strategies' (the registered strategies): "
+        "['ewc', 'lwf', 'replay', 'kd']; a combination has no options of its own, each of its strategies reads its "
+        "own ('kd_replay' reads 'strategies.kd' and 'strategies.replay')"),
+    row("options-of-none", {"strategies": {"none": {}}}, "unknown config key 'strategies.none'"),
     # ranges
     row("nms-iou-zero", {"eval": {"nms_iou": 0}}, "config key 'eval.nms_iou': expected a number in (0, 1], got 0.0"),
     row("nms-iou-above-one", {"eval": {"nms_iou": 1.5}}, "config key 'eval.nms_iou': expected a number in (0, 1]"),
@@ -100,6 +126,7 @@ BAD_CONFIGS = [
         "config key 'eval.score_threshold': expected a number in [0, 1], got -0.1"),
     row("score-threshold-above-one", {"eval": {"score_threshold": 1.5}}, "config key 'eval.score_threshold'"),
     row("max-detections", {"eval": {"max_detections": 0}}, "config key 'eval.max_detections': expected at least 1"),
+    row("eval-batch-size", {"eval": {"batch_size": 0}}, "config key 'eval.batch_size': expected at least 1, got 0"),
     row("image-size-zero", {"data": {"image_size": 0}}, "config key 'data.image_size': expected at least 1, got 0"),
     row("image-size-not-a-multiple", {"data": {"image_size": 48}},
         "config key 'data.image_size': expected a multiple of 32, the largest stride the model uses"),
@@ -145,33 +172,35 @@ BAD_CONFIGS = [
         "config key 'strategies.kd.temperature': expected a number above 0"),
     row("kd-feature-weight", {"strategies": {"kd": {"feature_weight": -1}}},
         "config key 'strategies.kd.feature_weight': expected at least 0"),
-    row("kd-replay-capacity", {"strategies": {"kd_replay": {"capacity": 0}}},
-        "config key 'strategies.kd_replay.capacity': expected at least 1"),
-    row("kd-replay-temperature", {"strategies": {"kd_replay": {"temperature": 0}}},
-        "config key 'strategies.kd_replay.temperature': expected a number above 0"),
+    row("kd-attention-weight", {"strategies": {"kd": {"attention_weight": -1}}},
+        "config key 'strategies.kd.attention_weight': expected at least 0"),
+    # variants: each override validated inside its variant
+    row("variant-unknown-key", {"workflow": {"variants": {"logits": {"model": {"det_haed": "logits"}}}}},
+        "unknown config key 'workflow.variants.logits.model.det_haed'"),
+    row("variant-bad-choice", {"workflow": {"variants": {"bn": {"train": {"bn": "frozen"}}}}},
+        "config key 'workflow.variants.bn.train.bn': expected one of ['train', 'freeze_after_first'], got 'frozen'"),
+    row("variant-overrides-threshold", {"workflow": {"variants": {"loose": {"threshold": 0.2}}}},
+        "config key 'workflow.variants.loose.threshold': a variant cannot override 'threshold'"),
+    row("variant-overrides-workflow", {"workflow": {"variants": {"more": {"workflow": {"seeds": [0, 1]}}}}},
+        "config key 'workflow.variants.more.workflow': a variant cannot override 'workflow'"),
+    row("variant-name", {"workflow": {"variants": {"..": {}}}}, "config key 'workflow.variants...': expected letters"),
+    row("variant-not-a-mapping", {"workflow": {"variants": {"logits": "det_head=logits"}}},
+        "config key 'workflow.variants.logits': expected a mapping, got 'det_head=logits'"),
 ]
-
-
-def check_before_any_work(values: dict[str, Any]) -> None:
-    """What runs before any work: read the config, then check every configured strategy's options."""
-    check_strategy_options(config_from_dict(values).strategies)
 
 
 @pytest.mark.parametrize(("values", "message"), BAD_CONFIGS)
 def test_a_bad_config_is_refused_naming_the_key_and_what_is_allowed(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_before_any_work(values)
+        config_from_dict(values)
 
 
-@pytest.mark.parametrize("name", ["ewc", "replay", "lwf", "kd", "kd_replay"])
+@pytest.mark.parametrize("name", list(STRATEGY_OPTIONS))
 def test_strategy_options_built_in_code_are_checked_too(name):
     """Options constructed directly (not read from a config) check their ranges in __post_init__."""
     field, value = {"ewc": ("fisher_samples", 0), "replay": ("capacity", 0)}.get(name, ("temperature", 0.0))
     with pytest.raises(ConfigError, match=re.escape(f"config key '{field}': expected")):
-        STRATEGIES[name].Options(**{field: value})
-    if name == "kd_replay":  # both parents' fields
-        with pytest.raises(ConfigError, match=re.escape("config key 'batch_size': expected at least 1")):
-            STRATEGIES[name].Options(batch_size=0)
+        STRATEGY_OPTIONS[name](**{field: value})
 
 
 def test_load_config_names_the_file(tmp_path):

@@ -321,8 +321,8 @@ def test_box_past_the_border_by_rounding_is_clipped_to_the_image(data_root: Path
 
     _coco("train", overshoot)(data_root)
     _, target = build_dataset("det", data_root, "train", SIZE, train=False)[0]
-    assert target["boxes"][0, 0].item() == 0 and target["boxes"][0, 2].item() == pytest.approx(SIZE)
-    assert (target["boxes"] >= 0).all() and (target["boxes"] <= SIZE).all()
+    assert target["boxes"][0, 0].item() == 0 and target["boxes"][0, 2].item() == pytest.approx(1.0)
+    assert (target["boxes"] >= 0).all() and (target["boxes"] <= 1).all()
 
 
 def test_symlink_that_stays_inside_the_dataset_folder_is_read(data_root: Path):

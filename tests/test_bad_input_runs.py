@@ -27,8 +27,9 @@ from test_forgetting import runs_folder
 from unihead.cli import main
 from unihead.config import config_from_dict
 from unihead.engine import run as engine
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.errors import InputError, TrainingDiverged
+from unihead.scopes import run_config
 
 Build = Callable[[Path, Path], list[str]]
 """Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""
@@ -215,7 +216,7 @@ def test_a_bad_input_is_a_one_line_error_that_names_it(build: Build, message: st
 
 def _baseline_run(data_root: Path, out: Path, log: Callable[[str], None]) -> Run:
     config = config_from_dict({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)}})
-    return Run(config, run_spec(config, "baseline-cls", 0), out, log=log)
+    return Run(run_config(config, "baseline-cls", 0), out, log=log)
 
 
 def test_a_refused_run_leaves_the_holders_lock_and_the_folder_alone(synthetic_root, tmp_path):

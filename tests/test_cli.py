@@ -33,7 +33,7 @@ def test_bad_config_is_one_line_error_and_status_2(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"unihead: error: {config}: unknown config key 'model.fpn_chanels'; "
-                                   "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'levels', "
+                                   "valid keys at 'model': ['backbone', 'det_head', 'fpn_channels', 'head', 'levels', "
                                    "'pretrained', 'shared_channels', 'weights_file', 'weights_sha256']")
 
 
@@ -41,7 +41,8 @@ def test_train_with_an_unknown_run_name_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "exp.yaml"
     config.write_text("train:\n  epochs: 1\n")
     assert main(["train", "--config", str(config), "--run", "si", "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si'; expected a strategy [")
+    assert capsys.readouterr().err.startswith("unihead: error: unknown run 'si' (a baseline is one of ['baseline-seg', "
+                                              "'baseline-det', 'baseline-cls']): expected 'none', a strategy ['ewc', ")
     assert not (tmp_path / "run").exists()
 
 

@@ -5,7 +5,24 @@ Every config that must be refused is a row of the table in tests/test_bad_input_
 
 from __future__ import annotations
 
-from unihead.config import STRATEGY_NAMES, ExperimentConfig, ModelConfig, config_from_dict, config_to_dict
+import subprocess
+import sys
+
+import pytest
+
+from unihead.config import (
+    GPU_SHARE,
+    MAX_RUNS_PER_GPU,
+    STRATEGY_NAMES,
+    STRATEGY_OPTIONS,
+    ConfigError,
+    ExperimentConfig,
+    ModelConfig,
+    config_from_dict,
+    config_to_dict,
+    model_stride,
+)
+from unihead.runs import strategy_components
 
 
 def test_empty_config_gives_the_papers_model():
@@ -48,8 +65,11 @@ def test_strings_that_spell_a_number_or_a_bool_are_read_as_one():
 def test_strategy_options_given_as_strings_are_read_as_numbers():
     from unihead.strategies import create_strategy
 
-    options = create_strategy("kd_replay", {"capacity": "7", "temperature": "4", "weight": "1e-1"}).options
-    assert (options.capacity, options.temperature, options.weight) == (7, 4.0, 0.1)
+    config = config_from_dict({"strategies": {"replay": {"capacity": "7", "weight": "1e-1"},
+                                              "kd": {"temperature": "4"}}})
+    strategy = create_strategy("kd_replay", config.strategies)
+    replay, kd = strategy.components["replay"].options, strategy.components["kd"].options
+    assert (replay.capacity, kd.temperature, replay.weight) == (7, 4.0, 0.1)
 
 
 def test_values_at_the_edges_of_their_ranges_are_accepted():
@@ -57,24 +77,61 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
         "name": "exp_1.a-b",
         "model": {"levels": {"seg": 8, "det": 64, "cls": 32}},
         "data": {"image_size": 128, "synthetic": {"n_train": 1, "n_val": 1, "image_size": 1}},
-        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0},
+        "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0, "precision": "bf16",
+                  "deterministic": "false"},
         "eval": {"nms_iou": 1, "score_threshold": 0, "max_detections": 1},
         "workflow": {"seeds": [0], "container": "images/unihead.sif", "report_dir": "out/{name}/report",
-                     "strategies": ["kd_replay"]},
+                     "strategies": ["kd_replay"], "runs_per_gpu": "16"},
         "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
     })
-    assert config.stride == 64 and config.eval.nms_iou == 1.0
+    assert model_stride(config.model) == 64 and config.eval.nms_iou == 1.0
+    assert (config.train.precision, config.train.deterministic, config.workflow.runs_per_gpu) == ("bf16", False, 16)
     from unihead.strategies import create_strategy
 
-    options = {name: create_strategy(name, values).options for name, values in config.strategies.items()}
+    options = {name: create_strategy(name, config.strategies).components[name].options for name in config.strategies}
     assert (options["ewc"].fisher_samples, options["ewc"].decay, options["lwf"].weight) == (1, 0.0, 0.0)
     assert config_from_dict({"eval": {"score_threshold": 1}, "train": {"device": "cuda"}}).eval.score_threshold == 1
 
 
 def test_the_torch_free_strategy_names_are_exactly_the_registry():
-    """The Snakefile checks strategy names against STRATEGY_NAMES (it cannot import torch): a strategy file
-    added to unihead/strategies/ must add its name there too."""
+    """The Snakefile checks strategy names and options against STRATEGY_OPTIONS (it cannot import torch): a
+    strategy file added to unihead/strategies/ must add its options class there too."""
     from unihead.strategies import STRATEGIES
 
-    assert sorted(STRATEGIES) == sorted(STRATEGY_NAMES)
-    assert ExperimentConfig().workflow.strategies == list(STRATEGY_NAMES)
+    assert sorted(STRATEGIES) == sorted(STRATEGY_OPTIONS)
+    assert ExperimentConfig().workflow.strategies == list(STRATEGY_NAMES) == \
+        ["none", "ewc", "lwf", "replay", "kd", "kd_replay"]
+
+
+def test_run_names_resolve_to_the_strategies_they_combine():
+    assert strategy_components("kd_replay") == ("kd", "replay")
+    assert strategy_components("lwf+replay") == ("lwf", "replay")
+    assert strategy_components("replay+ewc+kd") == ("replay", "ewc", "kd")
+    assert strategy_components("ewc") == ("ewc",)
+    assert strategy_components("none") == strategy_components("baseline-seg") == ()
+    with pytest.raises(ConfigError, match=r"got 'lwf\+ewk' \('ewk' is not a strategy\)"):
+        strategy_components("lwf+ewk")
+    with pytest.raises(ConfigError, match=r"got 'kd_replay\+lwf' \('kd_replay' is not a strategy\)"):
+        strategy_components("kd_replay+lwf")
+    with pytest.raises(ConfigError, match="unknown baseline 'baseline-depth'"):
+        strategy_components("baseline-depth")
+
+
+def test_names_and_options_are_checked_without_torch():
+    """What the Snakefile does on a login node: read a config with combinations and options, torch never imported."""
+    code = ("import sys; from unihead.config import config_from_dict; from unihead.runs import strategy_components; "
+            "c = config_from_dict({'workflow': {'strategies': ['lwf+replay', 'kd_replay']}, "
+            "'strategies': {'ewc': {'fisher_samples': 3}}}); "
+            "print([strategy_components(n) for n in c.workflow.strategies], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[('lwf', 'replay'), ('kd', 'replay')] False"
+
+
+def test_runs_per_gpu_training_jobs_and_no_more_fit_in_one_gpus_share():
+    for runs in range(1, MAX_RUNS_PER_GPU + 1):
+        workflow = config_from_dict({"workflow": {"gpus_per_run": 1, "runs_per_gpu": runs}}).workflow
+        assert GPU_SHARE // workflow.gpu_share_per_run == runs, runs
+        assert workflow.gpu_share_alone == GPU_SHARE
+    two = config_from_dict({"workflow": {"gpus_per_run": 2, "runs_per_gpu": 2}}).workflow
+    assert (two.gpu_share_per_run, two.gpu_share_alone) == (GPU_SHARE, 2 * GPU_SHARE)  # 2 jobs on 2 GPUs
+    assert config_from_dict({}).workflow.gpu_share_per_run == 0  # CPU jobs take none

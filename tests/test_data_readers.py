@@ -31,7 +31,7 @@ def test_synthetic_readers_give_model_ready_tensors(synthetic_root):
     images, targets = collate([det[i] for i in range(3)])
     assert isinstance(targets, list) and set(targets[0]) == {"boxes", "labels", "iscrowd", "image_id", "orig_size"}
     boxes = torch.cat([t["boxes"] for t in targets])
-    assert boxes.shape[1] == 4 and (boxes >= 0).all() and (boxes <= SIZE).all()
+    assert boxes.shape[1] == 4 and (boxes >= 0).all() and (boxes <= 1).all()
     assert (boxes[:, 2:] > boxes[:, :2]).all()
     images, labels = collate([cls[i] for i in range(12)])
     assert labels.tolist() == sorted(labels.tolist()) and set(labels.tolist()) == set(range(10))
@@ -50,16 +50,17 @@ def test_detection_labels_map_to_original_category_ids_and_back(synthetic_root):
         assert target["iscrowd"].tolist() == [bool(a["iscrowd"]) for a in annotations]
 
 
-def _hand_made_detection(root: Path) -> Path:
-    """One 100x50 image with one box at x 10..40, y 10..30 (category 7)."""
+def _hand_made_detection(root: Path, width: int = 100, height: int = 50,
+                         bbox: tuple[int, int, int, int] = (10, 10, 30, 20)) -> Path:
+    """One ``width`` x ``height`` image with one box (x, y, w, h; default x 10..40, y 10..30) of category 7."""
     split = root / "mini_coco_det" / "train"
     (split / "images").mkdir(parents=True)
-    pixels = np.zeros((50, 100, 3), dtype=np.uint8)
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
     pixels[:, :20] = 255
     Image.fromarray(pixels).save(split / "images" / "a.jpg")
-    document = {"images": [{"id": 5, "file_name": "a.jpg", "width": 100, "height": 50}],
-                "annotations": [{"id": 1, "image_id": 5, "category_id": 7, "bbox": [10, 10, 30, 20], "area": 600,
-                                 "iscrowd": 0}],
+    document = {"images": [{"id": 5, "file_name": "a.jpg", "width": width, "height": height}],
+                "annotations": [{"id": 1, "image_id": 5, "category_id": 7, "bbox": list(bbox),
+                                 "area": bbox[2] * bbox[3], "iscrowd": 0}],
                 "categories": [{"id": 7, "name": "thing"}]}
     (split / "annotations.json").write_text(json.dumps(document))
     return root / "mini_coco_det"
@@ -68,8 +69,8 @@ def _hand_made_detection(root: Path) -> Path:
 def test_resize_and_flip_move_the_boxes_with_the_image(tmp_path):
     root = _hand_made_detection(tmp_path)
     plain_image, plain = CocoDetection(root, "train", SIZE, train=False)[0]
-    # resize 100x50 -> 64x64: x * 0.64, y * 1.28
-    torch.testing.assert_close(plain["boxes"], torch.tensor([[6.4, 12.8, 25.6, 38.4]]))
+    # resize 100x50 -> 64x64 keeps the box at x 0.1..0.4, y 0.2..0.6 of the image (6.4..25.6, 12.8..38.4 px)
+    torch.testing.assert_close(plain["boxes"], torch.tensor([[0.1, 0.2, 0.4, 0.6]]))
     assert plain["orig_size"] == (50, 100) and plain["image_id"] == 5
     reader = CocoDetection(root, "train", SIZE, train=True)
     flipped_seen = False
@@ -80,9 +81,18 @@ def test_resize_and_flip_move_the_boxes_with_the_image(tmp_path):
             torch.testing.assert_close(target["boxes"], plain["boxes"])
         else:
             torch.testing.assert_close(image, plain_image.flip(-1), atol=1e-5, rtol=0)
-            torch.testing.assert_close(target["boxes"], torch.tensor([[64 - 25.6, 12.8, 64 - 6.4, 38.4]]))
+            torch.testing.assert_close(target["boxes"], torch.tensor([[1 - 0.4, 0.2, 1 - 0.1, 0.6]]))
             flipped_seen = True
     assert flipped_seen
+
+
+def test_boxes_are_fractions_of_the_resized_image(tmp_path):
+    # a 20x10 box at (8, 12) in a 40x40 image: x 8..28, y 12..22, i.e. x 0.2..0.7, y 0.3..0.55 of the image,
+    # which the resize to 64x64 (12.8..44.8 px, 19.2..35.2 px) keeps
+    root = _hand_made_detection(tmp_path, width=40, height=40, bbox=(8, 12, 20, 10))
+    _, target = CocoDetection(root, "train", SIZE, train=False)[0]
+    torch.testing.assert_close(target["boxes"], torch.tensor([[0.2, 0.3, 0.7, 0.55]]))
+    assert target["orig_size"] == (40, 40)
 
 
 def test_flip_moves_the_mask_with_the_image(synthetic_root):

@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from unihead.config import ModelConfig
+from unihead.detection_codecs import DET_CODECS
 from unihead.engine.train import set_train_mode
 from unihead.models import batchnorm_layers, build_model
 from unihead.strategies import StageContext, create_strategy
 from unihead.strategies.distill import output_distillation
+from unihead.tasks import NUM_DET_CLASSES
 
 TERMS = {"lwf": {"lwf_kl"}, "kd": {"kd_logits", "kd_features", "kd_attention"}}
 
@@ -25,8 +27,9 @@ def _det(objectness: list[float], channels: int) -> torch.Tensor:
     return raw
 
 
-@pytest.mark.parametrize("channels", [6, 15])
-def test_box_and_class_differences_of_a_background_cell_do_not_count(channels):
+@pytest.mark.parametrize("codec", DET_CODECS.values(), ids=lambda codec: codec.name)
+def test_box_and_class_differences_of_a_background_cell_do_not_count(codec):
+    channels = codec.channels(NUM_DET_CLASSES)
     teacher = _det([-30.0, 30.0], channels)  # cell 0 background (p ~ 1e-13), cell 1 an object (p ~ 1)
     student = teacher.clone()
     student[0, :4, 0, 0] = 5.0
@@ -94,7 +97,7 @@ def test_distillation_vanishes_for_identical_weights_in_every_student_mode(model
 
 
 def test_a_train_mode_teacher_keeps_its_running_statistics(model, images):
-    strategy = create_strategy("kd")
+    strategy = create_strategy("kd").components["kd"]
     strategy.after_stage(model, AFTER_DET)
     teacher_norms = batchnorm_layers(strategy.teacher)
     assert teacher_norms and all(m.momentum == 0.0 for m in teacher_norms)
@@ -112,6 +115,6 @@ def test_a_resumed_teacher_is_rebuilt_with_frozen_statistics(model, images):
     strategy.after_stage(model, AFTER_DET)
     resumed = create_strategy("lwf")
     resumed.load_state_dict(strategy.state_dict(), model)
-    assert all(m.momentum == 0.0 for m in batchnorm_layers(resumed.teacher))
+    assert all(m.momentum == 0.0 for m in batchnorm_layers(resumed.components["lwf"].teacher))
     model.train()
     assert abs(_terms(resumed, model, images)["lwf_kl"]) < 1e-6

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from unihead.config import ConfigError, config_from_dict
+from unihead.config import STRATEGY_NAMES, ConfigError, config_from_dict
 from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.errors import TrainingDiverged
-from unihead.strategies import STRATEGIES
+from unihead.runs import run_spec
+from unihead.scopes import run_config
 
 
 def _config(root, **train):
     values = {"name": "test", "data": {"root": str(root), "image_size": 64},
               "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu", **train},
-              "strategies": {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2},
-                             "kd_replay": {"batch_size": 2}}}
+              "strategies": {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2}}}
     return config_from_dict(values)
 
 
 def _run(config, name, out, seed=0, log=lambda line: None):
-    return execute(Run(config, run_spec(config, name, seed), out, log=log))
+    return execute(Run(run_config(config, name, seed), out, log=log))
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, name):
     metrics = _run(_config(synthetic_root), name, tmp_path)
     assert metrics["run"]["tasks"] == ["seg", "det", "cls"]
@@ -43,6 +44,13 @@ def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, 
     assert "heads.seg.conv.weight" in state
 
 
+def test_a_combination_without_a_file_of_its_own_runs_the_three_stages(synthetic_root, tmp_path):
+    metrics = _run(_config(synthetic_root), "lwf+replay", tmp_path)
+    assert metrics["run"]["strategy"] == "lwf+replay" and len(metrics["R"]) == 3
+    header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"lwf_kl", "replay_seg", "replay_det"} <= set(header)
+
+
 def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
     metrics = _run(_config(synthetic_root), "baseline-det", tmp_path)
     assert metrics["run"]["kind"] == "baseline" and metrics["eval_tasks"] == ["det"]
@@ -52,7 +60,7 @@ def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
 
 def test_metrics_record_provenance_and_chance_but_no_verdict(synthetic_root, tmp_path):
     config = _config(synthetic_root)
-    run = Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None)
+    run = Run(run_config(config, "none", 0), tmp_path, log=lambda line: None)
     metrics = execute(run)
     provenance = metrics["provenance"]
     assert provenance["seed"] == 0 and provenance["config"]["train"]["epochs"] == 1
@@ -140,9 +148,27 @@ def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_ro
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
-    config = _config(synthetic_root, epochs=2)
+def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_path, monkeypatch):
+    """Two stages of two epochs: the untrained model (2 tasks), each epoch (the stage's task), the end of
+    each stage (the other task: the stage's own task has its last epoch's score in R)."""
+    real, evaluated = engine.evaluate_task, []
 
+    def counting(model, task, *args, **kwargs):
+        evaluated.append(task)
+        return real(model, task, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate_task", counting)
+    metrics = _run(_config(synthetic_root, tasks=["seg", "det"], epochs=2), "none", tmp_path)
+    assert evaluated == ["seg", "det", "seg", "seg", "det", "det", "det", "seg"]
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    columns = history[0].split(",")
+    last_epochs = [dict(zip(columns, line.split(","), strict=True)) for line in (history[2], history[4])]
+    assert [float(row["val_miou"]) for row in last_epochs[:1]] == [metrics["R"][0][0]]
+    assert [float(row["val_map_50"]) for row in last_epochs[1:]] == [metrics["R"][1][1]]
+
+
+def _interrupt_after_first_epoch(config, out):
+    """Run ``none`` under ``config`` and stop it during its second epoch (the first epoch's checkpoint saved)."""
     lines = []
 
     def stop_at_second_epoch(line):
@@ -151,23 +177,36 @@ def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _run(config, "none", tmp_path, log=stop_at_second_epoch)
-    assert (tmp_path / "checkpoint.pt").exists()
-    with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another config"):
+        _run(config, "none", out, log=stop_at_second_epoch)
+    assert (out / "checkpoint.pt").exists()
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
+    _interrupt_after_first_epoch(_config(synthetic_root, epochs=2), tmp_path)
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another run "
+                                          r"config \(model, data, train, eval, strategy options or seed\)"):
         _run(_config(synthetic_root, epochs=3), "none", tmp_path)
+
+
+def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(synthetic_root, tmp_path):
+    """The threshold, another strategy's options and the workflow's seeds are not read by the run: its
+    checkpoint resumes under the edited experiment."""
+    config = _config(synthetic_root, epochs=2)
+    _interrupt_after_first_epoch(config, tmp_path)
+    edited = dataclasses.replace(config, threshold=0.2, strategies={"ewc": {"fisher_samples": 2}},
+                                 workflow=dataclasses.replace(config.workflow, seeds=[0, 1]))
+    lines = []
+    _run(edited, "none", tmp_path, log=lines.append)
+    assert lines[0] == "[none seed0] resuming after epoch 1" and (tmp_path / "metrics.json").exists()
 
 
 def test_unknown_run_names_are_rejected(synthetic_root):
     config = _config(synthetic_root)
-    with pytest.raises(ConfigError, match=r"unknown run 'si'; expected a strategy \[.*'ewc'"):
+    with pytest.raises(ConfigError, match=r"unknown run 'si' \(a baseline is one of \['baseline-seg', .*\]\): "
+                                          r"expected 'none', a strategy \['ewc', .*got 'si'"):
         run_spec(config, "si", 0)
+    with pytest.raises(ConfigError, match=r"unknown run 'lwf\+si' .*got 'lwf\+si' \('si' is not a strategy\)"):
+        run_spec(config, "lwf+si", 0)
     with pytest.raises(ConfigError, match=r"unknown baseline 'baseline-depth'"):
         run_spec(config, "baseline-depth", 0)
 
-
-def test_options_of_every_configured_strategy_are_checked_before_training(synthetic_root, tmp_path):
-    values = {"data": {"root": str(synthetic_root), "image_size": 64}, "train": {"device": "cpu"},
-              "strategies": {"kd": {"temprature": 2.0}}}
-    config = config_from_dict(values)
-    with pytest.raises(ConfigError, match="unknown config key 'strategies.kd.temprature'"):
-        Run(config, run_spec(config, "none", 0), tmp_path)

@@ -1,5 +1,5 @@
 """The image itself, built and exercised by containers/test-image.sh with podman: as its non-root user, offline,
-`unihead params`, `unihead speed` on the CPU and the tiny workflow end to end, outputs checked.
+`unihead params`, `unihead benchmark` on the CPU and the tiny workflow end to end, outputs checked.
 
 Builds a multi-GB image (PyTorch's CUDA wheels from PyPI), so it runs only when asked: UNIHEAD_IMAGE_TEST=1, which
 .ci/run sets when it runs as root and can install podman.

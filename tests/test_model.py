@@ -77,6 +77,43 @@ def test_head_levels_come_from_config():
     assert parameter_breakdown(model)["total"] == PAPER_TOTAL  # the level changes no weights
 
 
+def test_neck_computes_only_the_named_levels_bit_identical_to_torchvisions_full_fpn(paper_model):
+    images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        maps = paper_model.backbone(images)
+        full = paper_model.neck.fpn(dict(zip(["p3", "p4", "p5"], maps, strict=True)))
+        full["p6"] = full.pop("pool")
+        for levels in (["p5"], ["p3"], ["p4", "p6"], ["p6"], ["p3", "p4", "p5", "p6"]):
+            part = paper_model.neck(maps, levels)
+            assert list(part) == levels
+            for name in levels:
+                assert torch.equal(part[name], full[name]), (levels, name)
+        assert list(paper_model.neck(maps)) == ["p3", "p4", "p5", "p6"]
+    with pytest.raises(ValueError, match=r"unknown FPN level\(s\) \['p7'\]"):
+        paper_model.neck(maps, ["p7"])
+
+
+def test_forward_skips_the_output_convs_of_levels_no_head_reads(paper_model):
+    """The paper's heads all read p5: the p3/p4 output convs never run, the parameters stay."""
+    calls = []
+    hooks = [block.register_forward_hook(lambda module, args, out, i=i: calls.append(i))
+             for i, block in enumerate(paper_model.neck.fpn.layer_blocks)]
+    images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    try:
+        with torch.no_grad():
+            skipped = paper_model(images)
+            assert calls == [2]
+            calls.clear()
+            full = paper_model(images, return_features=True)  # distillation reads every level
+            assert sorted(calls) == [0, 1, 2]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for task in ("seg", "det", "cls"):
+        assert torch.equal(skipped[task], full[task])
+    assert parameter_breakdown(paper_model)["total"] == PAPER_TOTAL
+
+
 def _imagenet_checkpoint(path: Path, seed: int) -> dict[str, torch.Tensor]:
     """A full timm EfficientNet-B0 state dict (classifier included), as the ImageNet files are."""
     torch.manual_seed(seed)

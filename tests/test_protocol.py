@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from unihead.config import ConfigError, config_from_dict
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.engine.train import set_train_mode
+from unihead.runs import run_spec
+from unihead.scopes import run_config
 
 
 def _config(root, **train):
@@ -32,7 +34,7 @@ def _lr_by_task(out) -> dict[str, list[float]]:
 def test_a_baseline_trains_with_the_schedule_segment_of_its_stage(synthetic_root, tmp_path):
     config = _config(synthetic_root)
     for name in ("none", "baseline-cls", "baseline-seg"):
-        execute(Run(config, run_spec(config, name, 0), tmp_path / name, log=lambda line: None))
+        execute(Run(run_config(config, name, 0), tmp_path / name, log=lambda line: None))
     sequence = _lr_by_task(tmp_path / "none")
     # cosine over 3 stages x 2 epochs, eta_min 0: the cls stage runs epochs 4 and 5 of 6
     assert sequence["cls"] == pytest.approx([8e-4 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * e / 6)).item())
@@ -49,7 +51,7 @@ def test_a_baseline_of_a_task_outside_the_sequence_is_refused(synthetic_root):
 
 def _batchnorm_statistics_after_each_stage(config, out) -> list[dict[str, torch.Tensor]]:
     """The running statistics of every BatchNorm layer right after each stage of a ``none`` run."""
-    run = Run(config, run_spec(config, "none", 0), out, log=lambda line: None)
+    run = Run(run_config(config, "none", 0), out, log=lambda line: None)
     stats: list[dict[str, torch.Tensor]] = []
     original = run.strategy.after_stage
 

@@ -26,8 +26,7 @@ def test_a_few_steps_on_real_images_lower_the_loss(mini_root, task, det_head):
 
     def loss() -> torch.Tensor:
         output = model(images, tasks=[task])[task]
-        return task_loss(task, output, targets, det_head=det_head, image_size=IMAGE_SIZE,
-                         num_classes=dataset.num_classes)["total"]
+        return task_loss(task, output, targets, det_head=det_head, num_classes=dataset.num_classes)["total"]
 
     first = loss()
     for _ in range(STEPS):

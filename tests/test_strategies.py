@@ -13,17 +13,30 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from unihead.config import ConfigError, ModelConfig, config_from_dict
+from unihead.config import (
+    STRATEGY_NAMES,
+    ConfigError,
+    EWCOptions,
+    KDOptions,
+    ModelConfig,
+    ReplayOptions,
+    config_from_dict,
+    config_to_dict,
+)
 from unihead.data import build_dataset, collate
+from unihead.detection_codecs import DET_CODECS
 from unihead.engine import run as engine
-from unihead.engine.run import Run, execute, run_spec
+from unihead.engine.run import Run, execute
 from unihead.engine.train import train_one_epoch
 from unihead.likelihood import BOX_SIGMA, sampled_log_likelihood
 from unihead.losses import task_loss
 from unihead.models import FEATURES, build_model
+from unihead.runs import strategy_components
+from unihead.scopes import run_config
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
+from unihead.strategies import ewc as ewc_module
 from unihead.strategies.distill import output_distillation, softmax_kl
-from unihead.strategies.ewc import accumulate, fisher_diagonal, normalised
+from unihead.strategies.ewc import ElasticWeightConsolidation, accumulate, fisher_diagonal, normalised
 from unihead.strategies.kd import feature_distillation, relative_mse
 from unihead.strategies.replay import ReservoirBuffer
 from unihead.tasks import NUM_DET_CLASSES, TASKS
@@ -32,28 +45,37 @@ SMALL_MODEL = ModelConfig(pretrained=False, det_head="logits", levels={"seg": 8,
 """The real architecture, with heads on three FPN levels, as the 64 px tests run it."""
 
 
-def test_registry_holds_the_papers_strategies():
-    assert {"none", "ewc", "lwf", "replay", "kd", "kd_replay"} <= set(STRATEGIES)
+def test_registry_holds_the_strategies_runs_combine():
+    assert sorted(STRATEGIES) == ["ewc", "kd", "lwf", "replay"]
+    assert [tuple(create_strategy(name).components) for name in STRATEGY_NAMES] == \
+        [(), ("ewc",), ("lwf",), ("replay",), ("kd",), ("kd", "replay")]
 
 
 def test_unknown_strategy_and_bad_options_name_the_key():
-    with pytest.raises(ConfigError, match=r"unknown strategy 'si' \(config key 'strategies.si' or the run name\); "
-                                          r"registered strategies: .*'ewc'"):
+    with pytest.raises(ConfigError, match=r"strategy 'si': expected 'none', a strategy \['ewc', 'lwf', 'replay', "
+                                          r"'kd'\], an alias \['kd_replay'\] or strategies joined by '\+'"):
         create_strategy("si")
     with pytest.raises(ConfigError, match="unknown config key 'strategies.ewc.lambda'"):
-        create_strategy("ewc", {"lambda": 3.0})
-    with pytest.raises(ConfigError, match="'strategies.kd_replay.capacity': expected int"):
-        create_strategy("kd_replay", {"capacity": "fifty"})
+        create_strategy("ewc", {"ewc": {"lambda": 3.0}})
+    with pytest.raises(ConfigError, match="'strategies.replay.capacity': expected int"):
+        create_strategy("kd_replay", {"replay": {"capacity": "fifty"}})
 
 
-def test_kd_replay_has_the_options_of_both_parents():
-    strategy = create_strategy("kd_replay", {"capacity": 7, "temperature": 4.0})
-    assert (strategy.options.capacity, strategy.options.temperature, strategy.options.feature_weight) == (7, 4.0, 1.0)
+def test_a_combination_holds_one_instance_per_strategy_each_with_its_own_options():
+    """lwf and kd both have a temperature: each reads its own, never the other's."""
+    options = {"kd": {"temperature": 4.0}, "replay": {"capacity": 7}, "lwf": {"temperature": 3.0}}
+    kd_replay = create_strategy("kd_replay", options)
+    assert kd_replay.components["kd"].options == KDOptions(temperature=4.0)
+    assert kd_replay.components["replay"].options == ReplayOptions(capacity=7)
+    lwf_kd = create_strategy("lwf+kd", options)
+    assert [c.options.temperature for c in lwf_kd.components.values()] == [3.0, 4.0]
+    assert create_strategy("kd+lwf", {"lwf": {"temperature": 3.0}}).components["kd"].options.temperature == 2.0
+    assert lwf_kd.needs_features and not create_strategy("lwf+replay").needs_features
 
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_quadratic_in_the_distance():
     model = torch.nn.Linear(3, 2)
-    ewc = create_strategy("ewc", {"penalty_weight": 2.0})
+    ewc = ElasticWeightConsolidation(EWCOptions(penalty_weight=2.0))
     ewc.fisher = {name: torch.full_like(p, 0.5) for name, p in model.named_parameters()}
     ewc.anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
     assert ewc.penalty(model).item() == 0.0
@@ -74,7 +96,7 @@ def test_softened_kl_matches_hand_computation_and_scales_with_t_squared():
     assert softmax_kl(teacher, teacher, 3.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
-@pytest.mark.parametrize("det_head", ["paper", "logits"])
+@pytest.mark.parametrize("det_head", list(DET_CODECS))
 def test_distillation_is_zero_when_student_equals_teacher(det_head):
     torch.manual_seed(0)
     model = build_model(ModelConfig(det_head=det_head)).eval()
@@ -174,7 +196,7 @@ def test_fisher_of_a_softmax_layer_is_its_closed_form():
     assert fisher["linear.weight"][1:].flatten().tolist() == pytest.approx([1.05, 0.525, 0.8, 0.4], rel=0.05)
 
 
-@pytest.mark.parametrize("det_head", ["logits", "paper"])
+@pytest.mark.parametrize("det_head", list(DET_CODECS))
 def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(det_head):
     """A 32 x 32 grid of raw outputs 0: objectness p = 0.5, box (cx, cy, w, h) with sigmoid 0.5 each, class
     p = 0.1 each (or index 0). Per cell, the score (gradient times the 1024 cells of the mean):
@@ -184,7 +206,7 @@ def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(
     E = 0.5 * (0.25 / 32)^2 / sigma^2 for tx, ty and 0.5 * 0.25^2 / sigma^2 for tw, th; class logit
     E = 0.5 * E[(1[y=k] - 0.1)^2] = 0.5 * 0.09; paper's class index, a unit Gaussian: 0.5 * 1.
     """
-    channels, grid, draws = (15 if det_head == "logits" else 6), 32, 100
+    channels, grid, draws = DET_CODECS[det_head].channels(NUM_DET_CLASSES), 32, 100
     raw = torch.zeros(1, channels, grid, grid, requires_grad=True)
     generator = torch.Generator().manual_seed(0)
     squares = torch.zeros(channels)
@@ -195,7 +217,7 @@ def test_detection_score_is_that_of_bernoulli_objectness_gaussian_box_and_class(
     assert fisher[4].item() == pytest.approx(0.25, rel=1e-5)
     size = 0.5 * 0.25**2 / BOX_SIGMA**2  # 3.125
     assert fisher[:4].tolist() == pytest.approx([size / grid**2, size / grid**2, size, size], rel=0.03)
-    label = [0.5 * 0.09] * 10 if det_head == "logits" else [0.5]
+    label = {"logits": [0.5 * 0.09] * 10, "paper": [0.5]}[det_head]
     assert fisher[5:].tolist() == pytest.approx(label, rel=0.05)
 
 
@@ -230,7 +252,7 @@ def small_data(synthetic_root):
 
 def _stage(index: int, data) -> StageContext:
     return StageContext(index=index, task=TASKS[index], train_data=data, previous_tasks=list(TASKS[:index]),
-                        loss_fn=partial(task_loss, det_head="logits", image_size=64, num_classes=NUM_DET_CLASSES),
+                        loss_fn=partial(task_loss, det_head="logits", num_classes=NUM_DET_CLASSES),
                         collate=collate, batch_size=2, seed=0)
 
 
@@ -238,7 +260,7 @@ def test_ewc_fishers_are_normalised_per_task_and_anchor_only_the_weights_tasks_u
     torch.manual_seed(0)
     model = build_model(SMALL_MODEL)
     weights = sum(p.numel() for p in model.parameters())
-    ewc = create_strategy("ewc", {"fisher_samples": 2, "decay": 0.5})
+    ewc = ElasticWeightConsolidation(EWCOptions(fisher_samples=2, decay=0.5))
     ewc.after_stage(model, _stage(0, small_data))
     assert (sum(f.sum() for f in ewc.fisher.values()) / weights).item() == pytest.approx(1.0, rel=1e-5)
     assert "heads.seg.conv.weight" in ewc.fisher and set(ewc.anchor) == set(ewc.fisher)
@@ -254,7 +276,7 @@ def test_a_later_tasks_head_is_untouched_by_an_adamw_step_under_the_ewc_penalty(
     """With a zero Fisher entry the penalty would give the cls head a zero gradient, which AdamW decays."""
     torch.manual_seed(0)
     model = build_model(SMALL_MODEL)
-    ewc = create_strategy("ewc", {"fisher_samples": 2})
+    ewc = ElasticWeightConsolidation(EWCOptions(fisher_samples=2))
     ewc.after_stage(model, _stage(0, small_data))
     stage = _stage(1, small_data)
     with torch.no_grad():  # away from the anchor, so the penalty has a gradient
@@ -265,8 +287,8 @@ def test_a_later_tasks_head_is_untouched_by_an_adamw_step_under_the_ewc_penalty(
     images, targets = collate([small_data["det"][i] for i in range(2)])
     outputs = model(images, tasks=["det"])
     extra = ewc.extra_loss(model, images, outputs, stage)
-    assert extra["ewc_penalty"].item() > 0
-    (stage.loss_fn("det", outputs["det"], targets)["total"] + extra["ewc_penalty"]).backward()
+    assert extra["penalty"].item() > 0
+    (stage.loss_fn("det", outputs["det"], targets)["total"] + extra["penalty"]).backward()
     optimizer.step()
     after = dict(model.named_parameters())
     assert all(torch.equal(after[name], before[name]) for name in ("heads.cls.fc.weight", "heads.cls.fc.bias"))
@@ -295,7 +317,7 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
 
     monkeypatch.setattr(engine, "train_one_epoch", recording)
     config = _config(synthetic_root, reset_optimizer=reset)
-    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+    execute(Run(run_config(config, "none", 0), tmp_path, log=lambda line: None))
     assert seen[0] == {}
     if reset:
         assert seen[1] == {}
@@ -304,12 +326,26 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
         assert not [name for name in seen[1] if name.startswith(("heads.det", "heads.cls"))]
 
 
+def test_ewc_computes_no_fisher_after_the_last_stage(synthetic_root, tmp_path, monkeypatch):
+    """Two stages: the Fisher of the first is the second's penalty; the second's would serve no stage."""
+    real, stages = ewc_module.fisher_diagonal, []
+
+    def counting(model, stage, samples):
+        stages.append((stage.index, stage.is_last))
+        return real(model, stage, samples)
+
+    monkeypatch.setattr(ewc_module, "fisher_diagonal", counting)
+    config = config_from_dict({**config_to_dict(_config(synthetic_root)), "strategies": {"ewc": {"fisher_samples": 2}}})
+    metrics = execute(Run(run_config(config, "ewc", 0), tmp_path, log=lambda line: None))
+    assert stages == [(0, False)] and [stage["task"] for stage in metrics["stages"]] == ["seg", "det"]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(synthetic_root, tmp_path_factory):
     """The weights at the end of an uninterrupted 2-stage, 2-epoch run that resets the optimiser."""
     config = _config(synthetic_root, epochs=2, reset_optimizer=True)
     out = tmp_path_factory.mktemp("uninterrupted")
-    execute(Run(config, run_spec(config, "none", 0), out, log=lambda line: None))
+    execute(Run(run_config(config, "none", 0), out, log=lambda line: None))
     return torch.load(out / "model.pt", weights_only=True)
 
 
@@ -327,20 +363,19 @@ def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(synt
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        execute(Run(config, run_spec(config, "none", 0), tmp_path, log=killing))
-    execute(Run(config, run_spec(config, "none", 0), tmp_path, log=lambda line: None))
+        execute(Run(run_config(config, "none", 0), tmp_path, log=killing))
+    execute(Run(run_config(config, "none", 0), tmp_path, log=lambda line: None))
     resumed = torch.load(tmp_path / "model.pt", weights_only=True)
     assert all(torch.equal(value, resumed[key]) for key, value in uninterrupted.items())
 
 
-@pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"none"}))
+@pytest.mark.parametrize("name", [*STRATEGY_NAMES[1:], "lwf+replay"])
 def test_every_strategys_extra_terms_change_the_update(small_data, name):
     """After stage 1 (seg), two AdamW steps on stage 2 (det) batches, with the strategy's terms and with them
     times 0: only the terms give the seg head a gradient, so it must end elsewhere."""
     torch.manual_seed(0)
     model = build_model(SMALL_MODEL)
-    options = {"ewc": {"fisher_samples": 2}}.get(name, {"batch_size": 2} if "replay" in name else {})
-    strategy = create_strategy(name, options)
+    strategy = create_strategy(name, {"ewc": {"fisher_samples": 2}, "replay": {"batch_size": 2}})
     first, second = _stage(0, small_data), _stage(1, small_data)
     strategy.before_stage(model, first)
     strategy.after_stage(model, first)
@@ -354,9 +389,37 @@ def test_every_strategys_extra_terms_change_the_update(small_data, name):
         optimizer = torch.optim.AdamW(student.parameters(), lr=8e-4, weight_decay=1e-4)
         loader = DataLoader(small_data["det"], batch_size=2, shuffle=False, collate_fn=collate)
         row = train_one_epoch(student, loader, optimizer, copied, second, torch.device("cpu"), "test")
-        logged = [value for key, value in row.items() if key.startswith(f"{name.split('_')[0]}_")]
-        assert logged and (max(logged) == 0.0) == zeroed
+        for component in strategy_components(name):
+            logged = [value for key, value in row.items() if key.startswith(f"{component}_")]
+            assert logged and (max(logged) == 0.0) == zeroed
         return dict(student.named_parameters())
 
     with_terms, without = trained(zeroed=False), trained(zeroed=True)
     assert not torch.equal(with_terms["heads.seg.conv.weight"], without["heads.seg.conv.weight"])
+
+
+def test_kd_replay_gives_exactly_the_terms_of_kd_and_of_replay_on_a_batch(small_data):
+    """At stage 3 (cls), kd_replay's terms are those that kd and replay, each alone with the same options and
+    seed, give on the same batch: the same names (history.csv's columns) and the same values, bit for bit."""
+    torch.manual_seed(0)
+    model = build_model(SMALL_MODEL)
+    options = {"replay": {"batch_size": 2}}
+    combined, kd, replay = (create_strategy(name, options, seed=3) for name in ("kd_replay", "kd", "replay"))
+    for index in (0, 1):
+        for strategy in (combined, kd, replay):
+            strategy.after_stage(model, _stage(index, small_data))
+    with torch.no_grad():  # the student moves away from the teachers, so the distillation terms are not 0
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)), alpha=0.01)
+    stage = _stage(2, small_data)
+    images, _ = collate([small_data["cls"][i] for i in range(2)])
+    assert combined.output_tasks(stage) == kd.output_tasks(stage) == ["seg", "det"]
+    outputs = model(images, tasks=["cls", "seg", "det"], return_features=combined.needs_features)
+    terms = combined.extra_loss(model, images, outputs, stage)
+    alone = {**kd.extra_loss(model, images, outputs, stage), **replay.extra_loss(model, images, outputs, stage)}
+    assert list(terms) == ["kd_logits", "kd_features", "kd_attention", "replay_seg", "replay_det"]
+    assert set(alone) == set(terms) and all(torch.equal(terms[name], alone[name]) for name in terms)
+    assert all(value.item() > 0 for value in terms.values())
+    state = combined.state_dict()
+    assert set(state) == {"kd", "replay"} and state["replay"]["buffers"]["seg"]["items"] == \
+        replay.state_dict()["replay"]["buffers"]["seg"]["items"]

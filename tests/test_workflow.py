@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +73,30 @@ def test_the_slurm_profile_runs_the_paper_in_the_container_with_gpus(tmp_path):
     assert all(json.loads(line)["env"].get("APPTAINER_NV") == "1" for line in calls.read_text().splitlines())
 
 
+def test_runs_per_gpu_training_jobs_share_the_workstations_gpu_and_the_benchmark_has_it_alone(tmp_path):
+    """The default profile offers one GPU as GPU_SHARE units of gpu_share; a training job takes its share."""
+    from unihead.config import GPU_SHARE
+
+    profile = yaml.safe_load((REPO / "workflow/profiles/default/config.yaml").read_text())
+    assert profile["resources"] == [f"gpu_share={GPU_SHARE}"]
+    proc = snakemake("-n", "--workflow-profile", "workflow/profiles/default",
+                     "--config", 'workflow={"runs_per_gpu": 3}', env=with_stand_in_apptainer(tmp_path / "calls.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = proc.stdout.split("\nrule ")[1:]
+    train = [job for job in jobs if job.startswith("train:")]
+    assert len(train) == 27 and all("gpu=1, gpu_share=333," in job for job in train)
+    benchmark = next(job for job in jobs if job.startswith("benchmark:"))
+    assert "gpu=1, gpu_share=1000" in benchmark
+
+
+def test_the_gpu_check_stops_naming_the_data_folder_when_it_holds_no_mini_datasets(tmp_path):
+    proc = subprocess.run(["bash", "workflow/scripts/gpu_check.sh", str(tmp_path / "nothing")], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path / "out")})
+    assert proc.returncode == 2
+    assert f"no mini datasets at {tmp_path / 'nothing'} (run gpu_check_pack.sh" in proc.stdout
+    assert (tmp_path / "out" / "results" / "paper-scratch" / "summary.txt").read_text() == proc.stdout
+
+
 def test_the_paper_pdf_is_built_only_from_the_papers_own_report():
     assert "latexmk -pdf" in snakemake("-n", "-p", "paper").stdout
     other = snakemake("-n", "paper", "--configfile", "workflow/config/demo.yaml")
@@ -116,16 +142,71 @@ def test_a_name_with_shell_syntax_is_refused_when_the_snakefile_is_parsed(tmp_pa
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ('workflow={"strategies": ["none", "ewk"]}',
-     "config key 'workflow.strategies[1]': expected one of ['none', 'ewc', 'lwf', 'replay', 'kd', 'kd_replay'], "
-     "got 'ewk'"),
+    ('workflow={"strategies": ["ewk"]}',
+     "config key 'workflow.strategies[0]': expected 'none', a strategy ['ewc', 'lwf', 'replay', 'kd'], an alias "
+     "['kd_replay'] or strategies joined by '+' (such as 'lwf+replay'), got 'ewk'"),
+    ('workflow={"strategies": ["none", "lwf+ewk"]}',
+     "config key 'workflow.strategies[1]': expected 'none', a strategy "),
     ('strategies={"ewk": {"fisher_samples": 8}}', "unknown config key 'strategies.ewk'"),
+    ('strategies={"ewc": {"fisher_samples": 0}}',
+     "config key 'strategies.ewc.fisher_samples': expected at least 1, got 0"),
 ])
-def test_an_unknown_strategy_name_stops_the_dry_run_naming_it(override, message):
+def test_an_unknown_strategy_name_or_a_bad_option_stops_the_dry_run_naming_it(override, message):
     proc = snakemake("-n", "--config", override)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Job stats" not in output
     assert f"invalid config: {message}" in output
+
+
+def planned_train_jobs(output: str) -> list[str]:
+    """The metrics.json of every training job a dry run (`-n`) plans."""
+    return [m.group(1) for m in re.finditer(r"^\s+output: (\S+/metrics\.json)", output, flags=re.MULTILINE)]
+
+
+def test_a_misspelt_key_in_a_variant_stops_the_dry_run_naming_it(tmp_path):
+    config = tmp_path / "ablations-demo.yaml"
+    config.write_text((REPO / "workflow/config/ablations-demo.yaml").read_text().replace("det_head: logits",
+                                                                                         "det_haed: logits"))
+    proc = snakemake("-n", "--configfile", str(config))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in output
+    assert "invalid config: unknown config key 'workflow.variants.det-logits.model.det_haed'" in output
+
+
+def test_the_ablation_demo_runs_every_run_of_every_variant_with_its_own_config():
+    """Each variant's runs and baselines land in runs/<variant>/, each with a run config built from the variant."""
+    proc = snakemake("-n", "--configfile", "workflow/config/ablations-demo.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    variants = ["paper", "unified", "det-logits", "fine-levels", "bn-frozen"]
+    runs = ["none", "replay", "kd_replay", "baseline-seg", "baseline-det", "baseline-cls"]
+    assert sorted(planned_train_jobs(proc.stdout)) == sorted(
+        f"results/ablations-demo/runs/{variant}/{run}/seed0/metrics.json" for variant in variants for run in runs)
+    for variant in variants:
+        assert f"results/ablations-demo/compute/{variant}/benchmark.json" in proc.stdout
+
+
+def test_a_config_without_variants_keeps_the_runs_directly_under_runs():
+    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(planned_train_jobs(proc.stdout)) == sorted(f"results/test/runs/{run}/seed0/metrics.json"
+                                                             for run in RUNS)
+    assert "results/test/compute/benchmark.json" in proc.stdout
+
+
+def test_the_ablation_dry_run_plans_every_variant_run_and_baseline_for_three_seeds():
+    proc = snakemake("-n", "--configfile", "workflow/config/ablations.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 5 variants x (none, replay, kd_replay and 3 baselines) x 3 seeds
+    assert len(planned_train_jobs(proc.stdout)) == 5 * 6 * 3 == 90
+    assert "results/ablations/runs/unified/baseline-det/seed2/metrics.json" in proc.stdout
+    assert "paper/ablations/tables/continual.tex" in proc.stdout
+
+
+def test_a_combination_of_strategies_is_one_run_of_the_workflow():
+    proc = snakemake("-n", "--config", 'workflow={"strategies": ["lwf+replay", "kd_replay"]}')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {line.split("/runs/")[1].split("/")[0] for line in proc.stdout.split() if "/runs/" in line}
+    assert runs == {"lwf+replay", "kd_replay", "baseline-seg", "baseline-det", "baseline-cls"}
 
 
 def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):
@@ -139,10 +220,12 @@ def test_paths_from_the_config_are_quoted_in_the_shell_commands(tmp_path):
     assert f"--out {report_dir}" not in proc.stdout and not marker.exists()
 
 
-def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
-    """A fresh copy of the workflow runs data -> every run -> forgetting table -> report, every shell job
-    through `apptainer exec` of the configured image (a stand-in engine runs the commands on the host)."""
-    work = tmp_path / "unihead"
+@pytest.fixture(scope="module")
+def tiny_workflow(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh copy of the workflow after a complete run of the tiny config in the container (a stand-in
+    engine runs the commands on the host): the copy's folder and the engine's call log."""
+    root = tmp_path_factory.mktemp("tiny")
+    work = root / "unihead"
     for part in ("Snakefile", "workflow", "code"):
         source = REPO / part
         if source.is_dir():
@@ -150,10 +233,17 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
         else:
             work.mkdir(exist_ok=True)
             shutil.copy(source, work / part)
-    calls = tmp_path / "apptainer.jsonl"
+    calls = root / "apptainer.jsonl"
     proc = snakemake("--cores", "2", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                      env=with_stand_in_apptainer(calls))
     assert proc.returncode == 0, proc.stderr[-5000:]
+    return work, calls
+
+
+def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
+    """The copy ran data -> every run -> forgetting table -> report, every shell job through `apptainer exec`
+    of the configured image."""
+    work, calls = tiny_workflow
     results = work / "results" / "test"
 
     image = "docker://ghcr.io/unihead/unihead:0.1.0"
@@ -163,7 +253,7 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
     jobs = [args for args in logged if "exec" in args]
     assert all(Path(args[-4]).name == local_image for args in jobs)
     subcommands = sorted(args[-1].split("python -m unihead ")[1].split()[0] for args in jobs)
-    assert subcommands == ["forgetting", "prepare", "report", "speed", *["train"] * len(RUNS)]
+    assert subcommands == ["benchmark", "forgetting", "prepare", "report", *["train"] * len(RUNS)]
 
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["source"] == "synthetic" and len(manifest["files"]) == 3 * 26 + 26 + 2
@@ -191,10 +281,57 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tmp_path):
         with Image.open(report / "figures" / f"{name}.png") as image:
             assert image.width > 300 and image.height > 150
         assert (report / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
-    inference = json.loads((results / "compute" / "inference.json").read_text())
-    assert inference["median_ms"] > 0 and inference["image_size"] == 64
+    benchmark = json.loads((results / "compute" / "benchmark.json").read_text())
+    assert benchmark["forward_ms"]["eager"]["median_ms"] > 0 and benchmark["conditions"]["image_size"] == 64
+    assert set(benchmark["data"]["tasks"]) == {"seg", "det", "cls"}
+    assert "Inference eager / fast (ms)" in (report / "tables" / "compute.md").read_text()
     assert (results / "benchmarks" / "train" / "ewc-seed0.tsv").exists()
 
     again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                       env=with_stand_in_apptainer(calls))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def planned_jobs(work: Path, *config: str) -> list[str]:
+    """The jobs a dry run of the tiny config (with ``--config`` overrides) plans after the complete run, as
+    ``rule`` or ``rule[wildcard=value,...]``, sorted (the ``all`` target left out). Like the run, it uses the
+    container: without ``--use-singularity`` every job's software environment would count as changed."""
+    proc = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity",
+                     *(["--config", *config] if config else []), cwd=work,
+                     env=with_stand_in_apptainer(work.parent / "dry-run-apptainer.jsonl"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition(":")
+        found = re.search(r"^\s+wildcards: (.*)$", body, flags=re.MULTILINE)
+        wildcards = found.group(1).replace(" ", "") if found else ""
+        if name != "all":
+            jobs.append(f"{name}[{wildcards}]" if wildcards else name)
+    return sorted(jobs)
+
+
+def training(runs: list[str], seeds: list[int]) -> list[str]:
+    """A run's config job and its training job, for each run and seed."""
+    return [f"{rule}[run={run},seed={seed}]" for run in runs for seed in seeds for rule in ("run_config", "train")]
+
+
+TABLES = ["forgetting", "job_config[job=forgetting]", "report"]
+"""The forgetting tables, their config, and the report after them."""
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param([], [], id="nothing"),
+    pytest.param(["threshold=0.1"], TABLES, id="threshold"),
+    pytest.param(["threshold_rule=absolute"], TABLES, id="threshold-rule"),
+    pytest.param(['workflow={"report_dir": "results/test/report-2"}'], ["report"], id="report-dir"),
+    pytest.param(['workflow={"seeds": [0, 1]}'], sorted(TABLES + training(RUNS, [1])), id="new-seed"),
+    pytest.param(['strategies={"ewc": {"fisher_samples": 4}}'],
+                 sorted(["forgetting", "report"] + training(["ewc"], [0])), id="one-strategys-options"),
+    pytest.param(['train={"epochs": 3}'], sorted(["forgetting", "job_config[job=report]", "report"] +
+                                                 training(RUNS, [0])), id="epochs"),
+])
+def test_an_edit_plans_only_the_jobs_that_read_it(tiny_workflow, edit, expected):
+    """After a complete run, a dry run with one config edit plans exactly the jobs whose inputs it changes:
+    each job reads its own slice of the config (code/unihead/scopes.py)."""
+    work, _ = tiny_workflow
+    assert planned_jobs(work, *edit) == expected

@@ -5,12 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from unihead.config import DATA_SOURCES, THRESHOLD_RULES, DataConfig, ExperimentConfig, SyntheticConfig, load_config
+from unihead.config import (
+    COMPARE_FLOOR,
+    DATA_SOURCES,
+    DEVICE_PATTERN,
+    THRESHOLD_RULES,
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    SyntheticConfig,
+    apply_variant,
+    load_config,
+)
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text
 
@@ -27,7 +39,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     model_config = dataclasses.replace(config.model, pretrained=False)
     counts = parameter_breakdown(build_model(model_config))
     source = args.config or "the paper's model (built-in defaults)"
-    print(f"parameters of {source} (det_head={model_config.det_head}, levels={model_config.levels})")
+    print(f"parameters of {source} (head={model_config.head}, det_head={model_config.det_head}, "
+          f"levels={model_config.levels})")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>10,}")
@@ -54,10 +67,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if args.source or args.path or args.out or args.subsets or args.cache:
             raise InputError("unihead prepare: give either --config, or --source with --out (and a folder for "
                              "--source folder), not both")
-        from unihead.strategies import check_strategy_options
-
-        experiment = load_config(args.config)
-        check_strategy_options(experiment.strategies)  # the workflow's first job: stop before building any data
+        experiment = load_config(args.config)  # checks every strategy's options too, before any data is built
         data = experiment.data
         manifest_path = Path(args.manifest) if args.manifest else Path(data.root) / MANIFEST
     else:
@@ -78,23 +88,39 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_speed(args: argparse.Namespace) -> int:
-    """Time one forward pass of the model (median of several runs, batch 1, all heads)."""
-    import torch
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Measure the model on a device: parameters, forward latency (eager and fast path, beside the bare backbone
+    + FPN), training images/s (full model beside the bare backbone + FPN), data pipeline images/s, peak memory;
+    medians of repeated runs after warm-up."""
+    from tabulate import tabulate
 
-    from unihead.engine.provenance import device_description
-    from unihead.models import build_model
-    from unihead.speed import measure_inference_ms
+    from unihead.benchmark import Settings, conditions_line, run_benchmark, summary_rows
+    from unihead.engine.run import resolve_device
 
     config = _experiment(args.config)
-    size = args.size or config.data.image_size
-    model = build_model(dataclasses.replace(config.model, pretrained=False))
-    result = measure_inference_ms(model, size, args.device, runs=args.runs)
-    device = device_description(torch.device(args.device))
-    print(f"forward of one {size}x{size} image on {device}: median {result['median_ms']:.1f} ms "
-          f"(min {result['min_ms']:.1f}, max {result['max_ms']:.1f}, {args.runs} runs)")
+    if args.variant is not None:
+        config = apply_variant(config, args.variant)
+    try:
+        device = resolve_device(args.device or config.train.device)
+    except ConfigError as err:
+        if args.device is None:
+            raise
+        raise InputError(f"unihead benchmark: --device {args.device}: no CUDA device is visible") from err
+    settings = Settings(image_size=args.size or config.data.image_size, batch=args.batch,
+                        train_batch=args.train_batch or config.train.batch_size, repeats=args.repeats,
+                        warmup=args.warmup, precision=config.train.precision,
+                        deterministic=config.train.deterministic, data_samples=args.samples)
+    data_root = Path(args.data_root) if args.data_root else None
+    if data_root is not None and not data_root.is_dir():
+        raise InputError(f"unihead benchmark: --data-root {data_root}: no such folder")
+    result = run_benchmark(dataclasses.replace(config.model, pretrained=False), device, settings, data_root)
+    if args.variant is not None:
+        result["variant"] = args.variant
+        print(f"variant {args.variant!r} of experiment {config.name!r}")
+    print(tabulate(summary_rows(result), headers=["measurement", "value"], disable_numparse=True))
+    print(conditions_line(result))
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps({**result, "image_size": size, "device": device}) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -102,8 +128,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the tables (CSV, Markdown, LaTeX) and figures (PDF, PNG) of an experiment from its runs."""
     from unihead.report.build import build_report
 
-    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.out),
-                           inference=Path(args.inference) if args.inference else None)
+    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
+                           Path(args.out), benchmarks=[Path(p) for p in args.benchmark or []])
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 
@@ -116,11 +142,18 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
-    from unihead.engine.run import Run, execute, run_spec
+    from unihead.config import load_run_config
+    from unihead.engine.run import Run, execute
+    from unihead.scopes import run_config
 
-    config = load_config(args.config)
-    run = Run(config, run_spec(config, args.run, args.seed), Path(args.out),
-              manifest=Path(args.manifest) if args.manifest else None)
+    if args.run is None:
+        if args.seed is not None or args.variant is not None:
+            raise InputError("unihead train: --seed and --variant go with --run (a run config file holds its own "
+                             "seed and variant)")
+        config = load_run_config(args.config)
+    else:
+        config = run_config(load_config(args.config), args.run, 0 if args.seed is None else args.seed, args.variant)
+    run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         metrics = execute(run)
@@ -128,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
                        for metric in [metrics["primary_metric"][t]])
-    print(f"[{args.run} seed{args.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
+    print(f"[{config.run} seed{config.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
           f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -147,6 +180,18 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare an experiment's results with reference results, number by number (provenance first); exits 1
+    when a number is not reproduced, is missing on one side, or the data differ."""
+    from unihead.compare import compare_results, write_comparison
+
+    comparison = compare_results(Path(args.reference), Path(args.mine), floor=args.floor)
+    paths = write_comparison(comparison, Path(args.out) if args.out else Path(args.mine) / "compare")
+    print(comparison.text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0 if comparison.reproduced else 1
+
+
 def cmd_readme(args: argparse.Namespace) -> int:
     """Copy generated Markdown tables into README.md between the experiment's markers."""
     from unihead.report.readme import update_readme
@@ -156,6 +201,19 @@ def cmd_readme(args: argparse.Namespace) -> int:
     update_readme(Path(args.readme), block, name, ", ".join(args.tables))
     print(f"updated the '{name}' results in {args.readme}")
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(DEVICE_PATTERN.regex, text):
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_PATTERN.description}, got {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=cmd_prepare)
 
     train = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    train.add_argument("--config", required=True, help="experiment YAML")
-    train.add_argument("--run", required=True, help="a strategy name (none, ewc, lwf, replay, kd, kd_replay) "
-                       "or baseline-seg / baseline-det / baseline-cls")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--config", required=True, help="the run's config file as the workflow writes it "
+                       "(results/<exp>/runs/<run>/seed<N>/run.yaml), or with --run an experiment YAML")
+    train.add_argument("--run", help="with an experiment YAML: a strategy name (none, ewc, lwf, replay, kd, "
+                       "kd_replay, or strategies joined by '+' such as lwf+replay) or baseline-seg / baseline-det / "
+                       "baseline-cls")
+    train.add_argument("--seed", type=int, help="with --run: the seed (default 0)")
+    train.add_argument("--variant", help="with --run: the experiment's variant (workflow.variants) to train")
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
                        "(default: <data root>/manifest.json when it exists)")
@@ -223,20 +284,47 @@ def build_parser() -> argparse.ArgumentParser:
                             help="allow runs without baseline-<task> runs (single-task columns are then empty)")
     forgetting.set_defaults(func=cmd_forgetting)
 
-    speed = commands.add_parser("speed", help=cmd_speed.__doc__, description=cmd_speed.__doc__)
-    speed.add_argument("--config", help="experiment YAML (default: the paper's model)")
-    speed.add_argument("--size", type=int, help="image size (default: the config's data.image_size)")
-    speed.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    speed.add_argument("--runs", type=int, default=10)
-    speed.add_argument("--json", help="also write the timings to this JSON file")
-    speed.set_defaults(func=cmd_speed)
+    benchmark = commands.add_parser("benchmark", help=cmd_benchmark.__doc__, description=cmd_benchmark.__doc__)
+    benchmark.add_argument("--config", help="experiment YAML: the model, image size, training batch, "
+                           "train.precision and train.deterministic (default: the paper's model and settings)")
+    benchmark.add_argument("--size", type=_positive, help="image size (default: the config's data.image_size)")
+    benchmark.add_argument("--batch", type=_positive, default=1, help="images per forward pass (default 1)")
+    benchmark.add_argument("--train-batch", type=_positive,
+                           help="images per training step (default: the config's train.batch_size)")
+    benchmark.add_argument("--repeats", type=_positive, default=10,
+                           help="timed runs of each measurement; their median is reported (default 10)")
+    benchmark.add_argument("--warmup", type=int, default=2, help="untimed runs before them (default 2)")
+    benchmark.add_argument("--device", type=_device,
+                           help="auto, cpu, cuda or cuda:N (default: the config's train.device)")
+    benchmark.add_argument("--data-root", help="also time reading and transforming training samples from this "
+                           "data root (mini_voc_seg/, mini_coco_det/, imagenette_160/)")
+    benchmark.add_argument("--samples", type=_positive, default=32,
+                           help="training samples per task read for the data pipeline (default 32)")
+    benchmark.add_argument("--variant", help="measure the model of this variant of the experiment "
+                           "(workflow.variants); the JSON records its name")
+    benchmark.add_argument("--json", help="also write every measurement and its conditions to this JSON file")
+    benchmark.set_defaults(func=cmd_benchmark)
 
     report = commands.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
-    report.add_argument("--config", required=True, help="the experiment YAML the runs were made with")
+    report.add_argument("--config", required=True, help="the experiment YAML the runs were made with (or the "
+                        "workflow's report config, results/<exp>/config/report.yaml)")
     report.add_argument("metrics", nargs="+", help="metrics.json files, or folders of runs")
+    report.add_argument("--forgetting", required=True, help="forgetting_summary.csv that `unihead forgetting` "
+                        "wrote from the same runs (the report shows its drops and verdicts)")
     report.add_argument("--out", required=True, help="folder for tables/ and figures/")
-    report.add_argument("--inference", help="JSON written by `unihead speed --json` (inference latency)")
+    report.add_argument("--benchmark", nargs="+", help="JSON written by `unihead benchmark --json` (inference "
+                        "latency); with variants one per variant, written with `--variant`")
     report.set_defaults(func=cmd_report)
+
+    compare = commands.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
+    compare.add_argument("reference", help="reference results: a results/<exp>/ folder (runs/, tables/, data/)")
+    compare.add_argument("mine", help="the results to check, in the same layout")
+    compare.add_argument("--out", help="folder for comparison.md and comparison.csv (default: MINE/compare)")
+    compare.add_argument("--floor", type=float, default=COMPARE_FLOOR,
+                         help="smallest tolerance on the metrics' 0..1 scale (x100 for drops in points); a number "
+                         "may also differ by 2 standard deviations over the reference's seeds when that is more "
+                         "(default %(default)s)")
+    compare.set_defaults(func=cmd_compare)
 
     readme = commands.add_parser("readme", help=cmd_readme.__doc__, description=cmd_readme.__doc__)
     readme.add_argument("tables", nargs="+", help="Markdown tables written by `unihead report`")

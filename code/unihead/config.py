@@ -27,8 +27,19 @@ from unihead.tasks import CLS, DET, SEG, TASKS
 FPN_STRIDES = (8, 16, 32, 64)
 """Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
 DET_HEADS = ("paper", "logits")
+"""Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
+that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
+HEAD_DESIGNS = ("separate", "unified")
+"""The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Arithmetic of a training step: ``auto`` is bf16 autocast on CUDA and fp32 on the CPU."""
+GPU_SHARE = 1000
+"""Units of the Snakemake resource ``gpu_share`` that one whole GPU offers (see ``workflow.runs_per_gpu``)."""
+MAX_RUNS_PER_GPU = 16
+"""Most training jobs one GPU may run at once: up to here ``GPU_SHARE // n`` units per job let exactly
+``n`` jobs share a GPU (``n + 1`` would need more than ``GPU_SHARE``)."""
 THRESHOLD_RULES = ("relative", "relative_to_chance", "absolute")
 """How a drop is compared with ``threshold``: ``(base - final) / base`` (the challenge's rule),
 ``(base - final) / (base - chance)``, or ``base - final`` on the metric's 0..1 scale."""
@@ -36,10 +47,6 @@ CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
 """Checksums a download may be pinned by, with the length of their hex digest."""
 DEEPEST_BACKBONE_STRIDE = 32
 """Stride of the backbone's last map, where the FPN's top-down path (feeding every level) starts."""
-STRATEGY_NAMES = ("none", "ewc", "lwf", "replay", "kd", "kd_replay")
-"""Names of the strategies registered in :mod:`unihead.strategies`, kept here so that the workflow (which has
-no torch) can check them; a test asserts that the registry holds exactly these, so a new strategy adds its
-name here."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Pattern:
 
 NAME_PATTERN = Pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+",
                        "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the folder results/<name>)")
+VARIANT_PATTERN = Pattern(NAME_PATTERN.regex, "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the "
+                                              "folder results/<experiment>/runs/<variant>)")
 DEVICE_PATTERN = Pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")
 CONTAINER_PATTERN = Pattern(r"[A-Za-z0-9._/][A-Za-z0-9._/:@+-]*",
                             "an image name such as docker://host/image:tag or a local .sif path, of letters, digits "
@@ -125,7 +134,7 @@ def check_fields(section: Any) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: EfficientNet-B0 backbone, FPN neck, shared conv layer and three heads."""
+    """The network: EfficientNet-B0 backbone, FPN neck, and the heads (``head``)."""
 
     backbone: str = "efficientnet_b0"
     pretrained: bool = False
@@ -135,11 +144,17 @@ class ModelConfig:
     weights_sha256: str | None = None
     """Checksum that ``weights_file`` must have; checked before loading when given."""
     fpn_channels: int = field(default=128, metadata=bounded(1))
+    head: str = field(default="separate", metadata=_choices(*HEAD_DESIGNS))
+    """``separate`` (the paper): a shared 3x3 conv layer, then a 1x1 conv per task (seg, det) and a linear
+    classifier on pooled features; ``unified``: one branch of three conv layers on one FPN level whose single
+    output tensor holds every task's channels (segmentation logits, detection grid, classification logits)."""
     shared_channels: int = field(default=64, metadata=bounded(1))
+    """Width of the shared layer (``separate``) or of the unified branch's hidden layers."""
     det_head: str = field(default="paper", metadata=_choices(*DET_HEADS))
     """``paper``: 6 channels, class index regressed; ``logits``: objectness + per-class logits."""
     levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32})
-    """FPN stride each head reads (the paper's implementation: all from stride 32)."""
+    """FPN stride each head reads (the paper's implementation: all from stride 32). A ``unified`` head reads one
+    level for every task, so its three entries must be equal."""
 
     def __post_init__(self) -> None:
         if set(self.levels) != set(TASKS):
@@ -149,6 +164,9 @@ class ModelConfig:
             if stride not in FPN_STRIDES:
                 raise ConfigError(f"config key 'model.levels.{task}': expected one of {list(FPN_STRIDES)}, "
                                   f"got {stride!r}")
+        if self.head == "unified" and len(set(self.levels.values())) != 1:
+            raise ConfigError(f"config key 'model.levels': a unified head (model.head: unified) reads one FPN level "
+                              f"for every task, so expected the same stride for {list(TASKS)}, got {self.levels}")
         if self.weights_sha256 is not None and self.weights_file is None:
             raise ConfigError("config key 'model.weights_sha256' is set but 'model.weights_file' is not")
 
@@ -233,9 +251,113 @@ class DataConfig:
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
     image_size: int = field(default=512, metadata=bounded(1))
     """Side of the square input in pixels: a multiple of the largest stride the model uses (see
-    :meth:`ExperimentConfig.stride`), so that every feature map and the detection grid tile it exactly."""
+    :func:`model_stride`), so that every feature map and the detection grid tile it exactly."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
+
+
+COMPARE_FLOOR = 0.02
+"""The smallest tolerance of ``unihead compare`` on the metrics' 0..1 scale: a reproduced number may differ
+from the reference's by this much, or by two standard deviations over the reference's seeds when that is
+more."""
+
+
+# The forgetting strategies' options, names and aliases: here, without torch, so that the Snakefile checks
+# them when it is parsed; each strategy in unihead/strategies/ is registered under a name of STRATEGY_OPTIONS.
+
+
+@dataclass(frozen=True)
+class EWCOptions:
+    """``strategies.ewc``: Elastic Weight Consolidation."""
+
+    penalty_weight: float = field(default=1.0, metadata=bounded(0))
+    """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
+    best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
+    fisher_samples: int = field(default=200, metadata=bounded(1))
+    """Training inputs of each finished task whose squared scores make its Fisher."""
+    decay: float = field(default=1.0, metadata=bounded(0, 1))
+    """Online EWC: F <- decay * F_old + F_new (1.0 sums the tasks' normalised Fishers)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class LwFOptions:
+    """``strategies.lwf``: Learning without Forgetting."""
+
+    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+    weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """``strategies.replay``: experience replay."""
+
+    capacity: int = field(default=50, metadata=bounded(1))
+    """Samples kept per previous task (the paper: 50)."""
+    batch_size: int = field(default=4, metadata=bounded(1))
+    """Replayed samples per previous task in each training step."""
+    weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class KDOptions:
+    """``strategies.kd``: knowledge distillation of logits, FPN features and attention maps."""
+
+    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
+    logit_weight: float = field(default=1.0, metadata=bounded(0))
+    feature_weight: float = field(default=1.0, metadata=bounded(0))
+    attention_weight: float = field(default=1.0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+STRATEGY_OPTIONS: dict[str, type] = {"ewc": EWCOptions, "lwf": LwFOptions, "replay": ReplayOptions, "kd": KDOptions}
+"""The strategies a run combines, by registry name, with the options each accepts under ``strategies.<name>``."""
+NO_STRATEGY = "none"
+"""Plain sequential fine-tuning: the strategy of no components (as a single-task baseline trains)."""
+STRATEGY_ALIASES: dict[str, tuple[str, ...]] = {"kd_replay": ("kd", "replay")}
+"""Run names that stand for a combination (the paper's tables name it ``kd_replay``); ``kd_replay`` is
+``kd+replay``, with the options of ``strategies.kd`` and ``strategies.replay``."""
+COMBINE = "+"
+"""Joins strategies into one run's combination: ``lwf+replay``."""
+STRATEGY_NAMES = (NO_STRATEGY, *STRATEGY_OPTIONS, *STRATEGY_ALIASES)
+"""The strategy names of the paper's runs (the default of ``workflow.strategies``)."""
+STRATEGY_NAME_RULE = (f"'{NO_STRATEGY}', a strategy {list(STRATEGY_OPTIONS)}, an alias {list(STRATEGY_ALIASES)} "
+                      f"or strategies joined by '{COMBINE}' (such as 'lwf+replay')")
+
+
+def _alias_options() -> str:
+    """Where each alias's options are: ``'kd_replay' reads 'strategies.kd' and 'strategies.replay'``."""
+    return "; ".join(f"{alias!r} reads " + " and ".join(f"'strategies.{name}'" for name in names)
+                     for alias, names in STRATEGY_ALIASES.items())
+
+
+def resolve_strategy(name: str, where: str) -> tuple[str, ...]:
+    """The strategies a strategy name combines, in the order their hooks run: none for ``none``, an alias's
+    (``kd_replay``: kd, replay), the parts of a name joined by ``+`` (``lwf+replay``: lwf, replay), or the
+    strategy itself. Any other name raises a :class:`ConfigError` that begins with ``where``."""
+    if name == NO_STRATEGY:
+        return ()
+    if name in STRATEGY_ALIASES:
+        return STRATEGY_ALIASES[name]
+    parts = tuple(name.split(COMBINE))
+    unknown = [part for part in parts if part not in STRATEGY_OPTIONS]
+    repeated = [part for i, part in enumerate(parts) if part in parts[:i]]
+    if unknown or repeated:
+        why = ""
+        if len(parts) > 1:
+            why = f" ({unknown[0]!r} is not a strategy)" if unknown else f" ({repeated[0]!r} is named twice)"
+        raise ConfigError(f"{where}: expected {STRATEGY_NAME_RULE}, got {name!r}{why}")
+    return parts
 
 
 @dataclass(frozen=True)
@@ -243,8 +365,9 @@ class WorkflowConfig:
     """What the Snakemake workflow runs, and where."""
 
     seeds: list[int] = field(default_factory=lambda: [0], metadata=bounded(0))
-    strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES), metadata=_choices(*STRATEGY_NAMES))
-    """Strategies run over the task sequence, by registry name."""
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES))
+    """Strategies run over the task sequence: ``none``, a registered strategy, an alias (``kd_replay``) or
+    strategies joined by ``+`` (``lwf+replay``); see :func:`resolve_strategy`."""
     baselines: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks trained alone as single-task baselines."""
     container: str = field(default="docker://ghcr.io/unihead/unihead:0.1.0", metadata=_pattern(CONTAINER_PATTERN))
@@ -254,21 +377,52 @@ class WorkflowConfig:
     threads_per_run: int = field(default=4, metadata=bounded(1))
     """CPU threads a training job asks for (Snakemake's ``threads``; PyTorch uses as many). On a small
     CPU-only machine, 1 lets ``--cores all`` run several training jobs side by side."""
+    runs_per_gpu: int = field(default=1, metadata=bounded(1, MAX_RUNS_PER_GPU))
+    """Training jobs that share one GPU at once on a workstation. Each job asks for
+    ``gpus_per_run * GPU_SHARE // runs_per_gpu`` units of the resource ``gpu_share``; the machine offers
+    ``GPU_SHARE`` units per GPU (``--resources gpu_share=1000`` for one GPU, as the default profile does).
+    No effect on SLURM, where every job is its own allocation of ``gpus_per_run`` GPUs."""
     runtime_minutes: int = field(default=240, metadata=bounded(1))
     """Wall-clock limit a cluster gives one training job."""
     report_dir: str = "results/{name}/report"
     """Where the report's tables/ and figures/ go; ``{name}`` is the experiment's name. The paper's
     config points it at ``paper`` so that paper/main.tex finds them."""
+    reference: str | None = "results/{name}-reference"
+    """Committed reference results of the experiment (the layout of ``results/<name>/`` without weights:
+    ``runs/<run>/seed<N>/metrics.json``, ``tables/``, ``data/manifest.json``); ``{name}`` is the experiment's
+    name. When this folder exists, the ``compare`` rule checks the experiment's results against it number by
+    number (``unihead compare``) and the default target includes the comparison; null never compares."""
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Named sets of config overrides (``det-logits: {model: {det_head: logits}}``), each deep-merged into the
+    experiment's config by :func:`apply_variant`: every run and baseline is run for every variant, into
+    ``runs/<variant>/<run>/seed<N>/``, and the tables gain a variant column. ``{}`` runs the experiment's
+    own settings as a variant; no variants (the default) runs them once, into ``runs/<run>/seed<N>/``."""
 
     def __post_init__(self) -> None:
+        for name in self.variants:
+            check_value(name, f"workflow.variants.{name}", _pattern(VARIANT_PATTERN))
+        for i, name in enumerate(self.strategies):
+            resolve_strategy(name, f"config key 'workflow.strategies[{i}]'")
         unknown = [t for t in self.baselines if t not in TASKS]
         if unknown:
             raise ConfigError(f"config key 'workflow.baselines': expected tasks from {list(TASKS)}, got {unknown}")
         if not self.seeds:
             raise ConfigError("config key 'workflow.seeds': expected at least one seed")
-        if not self.report_dir or re.search(r"[{}]", self.report_dir.replace("{name}", "")):
-            raise ConfigError("config key 'workflow.report_dir': expected a folder path whose only placeholder is "
-                              f"{{name}}, got {self.report_dir!r}")
+        for key, folder in (("report_dir", self.report_dir), ("reference", self.reference)):
+            if folder is not None and (not folder or re.search(r"[{}]", folder.replace("{name}", ""))):
+                raise ConfigError(f"config key 'workflow.{key}': expected a folder path whose only placeholder is "
+                                  f"{{name}}, got {folder!r}")
+
+    @property
+    def gpu_share_per_run(self) -> int:
+        """Units of the Snakemake resource ``gpu_share`` a training job asks for: ``GPU_SHARE`` per GPU it uses,
+        divided among the ``runs_per_gpu`` jobs that share them (rounded down, so exactly that many fit)."""
+        return self.gpus_per_run * GPU_SHARE // self.runs_per_gpu
+
+    @property
+    def gpu_share_alone(self) -> int:
+        """Units of ``gpu_share`` a job asks for that must have its GPUs to itself (the benchmark)."""
+        return self.gpus_per_run * GPU_SHARE
 
 
 @dataclass(frozen=True)
@@ -294,7 +448,15 @@ class TrainConfig:
     false keeps the optimiser's state across stages."""
     device: str = field(default="auto", metadata=_pattern(DEVICE_PATTERN))
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))
+    """Arithmetic of the training step: ``auto`` (bf16 autocast on CUDA; fp32 on the CPU, so CPU runs
+    stay bit-identical), ``fp32``, or ``bf16`` (autocast on any device). Evaluation always runs in fp32."""
+    deterministic: bool = True
+    """Ask PyTorch for deterministic algorithms (a warning where an operation has none). False lets cuDNN
+    pick the fastest convolution algorithms on CUDA (``cudnn.benchmark``): faster, but two runs with the
+    same seed no longer agree bit for bit on the GPU."""
     num_workers: int = field(default=0, metadata=bounded(0))
+    """Processes that decode and resize the images, once per run (training then draws from the decoded tensors)."""
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""
     limit_val: int | None = None
@@ -314,8 +476,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Decoding of the detection grid before COCOeval."""
+    """Evaluation: its batch size and the decoding of the detection grid before COCOeval."""
 
+    batch_size: int = field(default=32, metadata=bounded(1))
+    """Validation images per forward pass (no gradients are kept, so it can be larger than training's)."""
     score_threshold: float = field(default=0.05, metadata=bounded(0, 1))
     """Detections scoring below this are dropped (scores are probabilities)."""
     nms_iou: float = field(default=0.5, metadata=bounded(0, 1, low_open=True))
@@ -332,8 +496,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``); a strategy
-    checks its own options against its ``Options`` dataclass (see :mod:`unihead.strategies`)."""
+    """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``), as given; they
+    are checked against the strategy's options class in :data:`STRATEGY_OPTIONS` when the config is read. A
+    combination (``kd_replay``, ``lwf+replay``) has no options of its own: each of its strategies reads its own."""
     threshold: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
     threshold_rule: str = field(default="relative", metadata=_choices(*THRESHOLD_RULES))
@@ -344,22 +509,110 @@ class ExperimentConfig:
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.strategies) - set(STRATEGY_NAMES))
-        if unknown:
-            names = ", ".join(f"'strategies.{name}'" for name in unknown)
-            raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
-                              f"{list(STRATEGY_NAMES)}")
-        if self.data.image_size % self.stride:
-            raise ConfigError(f"config key 'data.image_size': expected a multiple of {self.stride}, the largest stride "
-                              f"the model uses (the backbone's {DEEPEST_BACKBONE_STRIDE} or a larger one in "
-                              f"'model.levels'), got {self.data.image_size}")
+        check_strategy_options(self.strategies)
+        check_image_size(self.model, self.data)
+        for variant in self.workflow.variants:
+            apply_variant(self, variant)
 
-    @property
-    def stride(self) -> int:
-        """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
-        a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
-        maps and a detection grid that tile the image exactly; another size would silently shift them."""
-        return max(DEEPEST_BACKBONE_STRIDE, *self.model.levels.values())
+
+FIXED_BY_VARIANTS = {
+    "name": "it names the folder results/<name>/ that holds every variant",
+    "workflow": "the runs, seeds and places are the experiment's, the same for every variant so that they compare",
+    "threshold": "one forgetting rule judges every variant of the table alike",
+    "threshold_rule": "one forgetting rule judges every variant of the table alike",
+    "learned_margin": "one forgetting rule judges every variant of the table alike",
+}
+"""The top-level keys a variant may not override, each with the reason."""
+
+
+def _merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings key by key (at any depth), everything else replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_variant(config: ExperimentConfig, name: str) -> ExperimentConfig:
+    """The experiment's config with the overrides of its variant ``name`` (``workflow.variants.<name>``)
+    deep-merged in and validated by the schema; errors name ``workflow.variants.<name>.<dotted key>``. The
+    variant's config lists no variants of its own."""
+    where = f"workflow.variants.{name}"
+    if name not in config.workflow.variants:
+        raise ConfigError(f"config key '{where}': no such variant; the experiment's variants are "
+                          f"{list(config.workflow.variants)}")
+    overrides = config.workflow.variants[name]
+    for key in overrides:
+        if key in FIXED_BY_VARIANTS:
+            raise ConfigError(f"config key '{where}.{key}': a variant cannot override '{key}': "
+                              f"{FIXED_BY_VARIANTS[key]}")
+    values = config_to_dict(config)
+    values["workflow"]["variants"] = {}
+    try:
+        return build_section(ExperimentConfig, _merged(values, overrides), where)
+    except ConfigError as err:
+        # a section's own checks name their keys from the top level: name them inside the variant
+        raise ConfigError(re.sub(f"config key '(?!{re.escape(where)}\\.)", f"config key '{where}.", str(err))) \
+            from err
+
+
+def check_strategy_options(strategies: Mapping[str, Any]) -> None:
+    """Every key of a ``strategies`` section names a strategy of :data:`STRATEGY_OPTIONS`, and its options are
+    valid for it (errors name ``strategies.<name>.<key>``)."""
+    unknown = sorted(set(strategies) - set(STRATEGY_OPTIONS))
+    if unknown:
+        names = ", ".join(f"'strategies.{name}'" for name in unknown)
+        raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
+                          f"{list(STRATEGY_OPTIONS)}; a combination has no options of its own, each of its "
+                          f"strategies reads its own ({_alias_options()})")
+    for name, options in strategies.items():
+        build_section(STRATEGY_OPTIONS[name], options, f"strategies.{name}")
+
+
+def model_stride(model: ModelConfig) -> int:
+    """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
+    a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
+    maps and a detection grid that tile the image exactly; another size would silently shift them."""
+    return max(DEEPEST_BACKBONE_STRIDE, *model.levels.values())
+
+
+def check_image_size(model: ModelConfig, data: DataConfig) -> None:
+    """``data.image_size`` must be a multiple of :func:`model_stride`."""
+    stride = model_stride(model)
+    if data.image_size % stride:
+        raise ConfigError(f"config key 'data.image_size': expected a multiple of {stride}, the largest stride "
+                          f"the model uses (the backbone's {DEEPEST_BACKBONE_STRIDE} or a larger one in "
+                          f"'model.levels'), got {data.image_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one training job reads, and nothing else: the run's config file that the workflow writes
+    (``results/<exp>/runs/<run>/seed<N>/run.yaml``, see :mod:`unihead.scopes`). A change to a key outside
+    it (the threshold, the report, another strategy's options, another seed) leaves the job and its
+    checkpoint valid."""
+
+    experiment: str = field(metadata=_pattern(NAME_PATTERN))
+    """The experiment's ``name`` (recorded with the results)."""
+    run: str
+    """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
+    seed: int = field(metadata=bounded(0))
+    variant: str | None = field(default=None, metadata=_pattern(VARIANT_PATTERN))
+    """The experiment's variant the run belongs to (``workflow.variants``; its overrides are already applied
+    to the sections below), or null for an experiment without variants."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Options of the run's own strategies only (``strategies.<name>`` of the experiment, defaults filled in)."""
+
+    def __post_init__(self) -> None:
+        check_strategy_options(self.strategies)
+        check_image_size(self.model, self.data)
 
 
 def _type_name(tp: Any) -> str:
@@ -459,21 +712,31 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return build_section(ExperimentConfig, values, "")
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file; errors name the file and the key."""
+def _load(path: str | Path, cls: type, what: str) -> Any:
+    """A YAML file validated against the dataclass ``cls``; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     try:
-        return config_from_dict(values)
+        return build_section(cls, values, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
 
 
-def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file; errors name the file and the key."""
+    return _load(path, ExperimentConfig, "config")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run's config file (see :class:`RunConfig`)."""
+    return _load(path, RunConfig, "run config")
+
+
+def config_to_dict(config: ExperimentConfig | RunConfig) -> dict[str, Any]:
     """The plain-data form of a config (for provenance records and YAML round trips)."""
     return dataclasses.asdict(config)

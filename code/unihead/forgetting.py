@@ -8,10 +8,13 @@ final score of the ``baseline-<task>`` run of the same seed. A baseline that is 
 ``learned_margin`` above the task's chance score gives "not learned", never "pass": a task that was never
 learned cannot show that it kept what it learned. Over seeds the scores are averaged before dividing.
 
-Reads the runs' ``metrics.json`` files (``runs/<name>/seed<N>/metrics.json``), each checked for what the
+Reads the runs' ``metrics.json`` files (``runs/<name>/seed<N>/metrics.json``, or
+``runs/<variant>/<name>/seed<N>/metrics.json`` for an experiment with variants), each checked for what the
 tables read; a run folder without one (an unfinished run) is an error, and so, given the experiment, is a
-run it lists that is absent, so that no table has a silent gap. Imports no torch, so the workflow's host
-side can use it.
+run it lists that is absent, so that no table has a silent gap. With variants, every table gains a
+``variant`` column, and each variant's runs are judged against that variant's own baselines (a variant that
+changes the model has its own single-task baselines). Imports no torch, so the workflow's host side can use
+it.
 """
 
 from __future__ import annotations
@@ -37,15 +40,19 @@ RUN_KEYS = ("name", "seed", "tasks")
 """The keys of ``run`` that the tables need."""
 METRICS_FILE = "metrics.json"
 RUN_FOLDER = re.compile(r"seed\d+")
-"""The name of a run's folder for one seed, under the run's own: ``<run>/seed<N>``."""
+"""The name of a run's folder for one seed, under the run's own: ``<run>/seed<N>`` (``<variant>/<run>/seed<N>``)."""
+VARIANT = "variant"
+"""The column naming a run's variant, in the tables of an experiment with variants (and only there)."""
 PER_SEED_CSV = "forgetting_per_seed.csv"
 SUMMARY_CSV = "forgetting_summary.csv"
 
 
 def _run_files(folder: Path) -> list[Path]:
-    """The ``metrics.json`` of every ``<run>/seed<N>`` folder under ``folder``; a run folder without one is an
-    unfinished (or never started) run, which would leave a silent gap in the tables."""
-    runs = sorted(path for path in folder.glob("*/seed*") if path.is_dir() and RUN_FOLDER.fullmatch(path.name))
+    """The ``metrics.json`` of every ``<run>/seed<N>`` (or ``<variant>/<run>/seed<N>``) folder under ``folder``; a
+    run folder without one is an unfinished (or never started) run, which would leave a silent gap in the
+    tables."""
+    runs = sorted(path for pattern in ("*/seed*", "*/*/seed*") for path in folder.glob(pattern)
+                  if path.is_dir() and RUN_FOLDER.fullmatch(path.name))
     unfinished = [run for run in runs if not (run / METRICS_FILE).is_file()]
     if unfinished:
         more = f" (and {len(unfinished) - 1} more run folder(s) like it)" if len(unfinished) > 1 else ""
@@ -98,6 +105,9 @@ def _check_run(path: Path, run: Any) -> None:
         raise InputError(f"{path}: key 'run.name' is {_short(run['name'])}; expected the run's name")
     if not isinstance(run["seed"], int) or isinstance(run["seed"], bool):
         raise InputError(f"{path}: key 'run.seed' is {_short(run['seed'])}; expected an integer")
+    if run.get(VARIANT) is not None and (not isinstance(run[VARIANT], str) or not run[VARIANT]):
+        raise InputError(f"{path}: key 'run.variant' is {_short(run[VARIANT])}; expected the name of the "
+                         "experiment's variant, or null")
     tasks = run["tasks"]
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks) \
             or len(set(tasks)) < len(tasks):
@@ -148,16 +158,42 @@ def _check_metrics(path: Path, metrics: Any) -> None:
     _check_scores(path, metrics)
 
 
+def variant_of(run: dict[str, Any]) -> str | None:
+    """The variant a run belongs to (``run.variant`` of its ``metrics.json``), None without variants."""
+    return run["run"].get(VARIANT)
+
+
+def qualified_name(variant: str | None, name: str) -> str:
+    """A run's name with its variant, as its folders are named: ``<run>``, or ``<variant>/<run>``."""
+    return name if variant is None else f"{variant}/{name}"
+
+
+def has_variants(runs: list[dict[str, Any]]) -> bool:
+    """Whether the runs belong to variants (then every one does: a table mixing both would leave the runs
+    without a variant unplaced)."""
+    without = [run for run in runs if variant_of(run) is None]
+    if without and len(without) < len(runs):
+        with_one = next(run for run in runs if variant_of(run) is not None)
+        raise InputError(f"{without[0]['path']} belongs to no variant but {with_one['path']} to variant "
+                         f"{variant_of(with_one)!r}: give the runs of one experiment, all with variants or all "
+                         "without")
+    return not without
+
+
 def _check_listed(runs: list[dict[str, Any]], experiment: ExperimentConfig, sources: str) -> None:
-    """Every run the experiment lists, for every seed, is among ``runs``."""
-    present = {(run["run"]["name"], run["run"]["seed"]) for run in runs}
-    absent = [f"{name}/seed{seed}" for name in run_names(experiment) for seed in experiment.workflow.seeds
-              if (name, seed) not in present]
+    """Every run the experiment lists, for every variant and seed, is among ``runs``."""
+    present = {(variant_of(run), run["run"]["name"], run["run"]["seed"]) for run in runs}
+    variants = list(experiment.workflow.variants) or [None]
+    absent = [f"{qualified_name(variant, name)}/seed{seed}" for variant in variants
+              for name in run_names(experiment) for seed in experiment.workflow.seeds
+              if (variant, name, seed) not in present]
     if absent:
+        each = "every variant of workflow.variants, " if experiment.workflow.variants else ""
+        folder = "<variant>/<run>" if experiment.workflow.variants else "<run>"
         raise InputError(f"{sources}: no results for run(s) {', '.join(absent)} that experiment "
                          f"{experiment.name!r} lists (workflow.strategies and baseline-<task> for "
-                         "workflow.baselines, each for every seed of workflow.seeds); expected "
-                         f"<run>/seed<N>/{METRICS_FILE} for each")
+                         f"workflow.baselines, each for {each}every seed of workflow.seeds); expected "
+                         f"{folder}/seed<N>/{METRICS_FILE} for each")
 
 
 def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | None = None) -> list[dict[str, Any]]:
@@ -182,12 +218,14 @@ def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | Non
         _check_metrics(path, metrics)
         metrics["path"] = str(path)
         runs.append(metrics)
-    seen: dict[tuple[str, int], str] = {}
+    has_variants(runs)
+    seen: dict[tuple[str | None, str, int], str] = {}
     for run in runs:
-        key = (run["run"]["name"], run["run"]["seed"])
+        key = (variant_of(run), run["run"]["name"], run["run"]["seed"])
         if key in seen:
-            raise InputError(f"{run['path']} and {seen[key]}: both are run {key[0]!r} seed {key[1]}; "
-                             "give each run once")
+            of = "" if variant_of(run) is None else f" of variant {variant_of(run)!r}"
+            raise InputError(f"{run['path']} and {seen[key]}: both are run {run['run']['name']!r} seed "
+                             f"{run['run']['seed']}{of}; give each run once")
         seen[key] = run["path"]
     if experiment is not None:
         _check_listed(runs, experiment, named)
@@ -232,6 +270,23 @@ class Verdict:
     def from_config(cls, config: ExperimentConfig) -> Verdict:
         return cls(config.threshold, config.threshold_rule, config.learned_margin)
 
+    def columns(self) -> dict[str, Any]:
+        """The verdict's settings as the columns every forgetting table carries, so that a reader of a table
+        (the report's captions) learns how it was judged from the table itself."""
+        return {"threshold": self.threshold, "threshold_rule": self.rule, "learned_margin": self.learned_margin}
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, source: Path) -> Verdict:
+        """The settings a forgetting table was judged with (its :meth:`columns`), one value each."""
+        values = {}
+        for column in cls().columns():
+            found = table[column].unique() if column in table else []
+            if len(found) != 1:
+                raise InputError(f"{source}: expected one value in column {column!r} (written by `unihead "
+                                 f"forgetting`), found {list(found)}")
+            values[column] = found[0]
+        return cls(float(values["threshold"]), str(values["threshold_rule"]), float(values["learned_margin"]))
+
     def judge(self, base: float, final: float, chance: float) -> str:
         """``n/a`` without a baseline (NaN); ``not learned`` when the baseline is not at least
         ``learned_margin`` above chance; otherwise ``pass`` when the rule's drop is at most the threshold
@@ -257,14 +312,15 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _single_baselines(runs: list[dict]) -> dict[tuple[str, int], float]:
-    """Final score of each ``baseline-<task>`` run, by (task, seed)."""
+def _single_baselines(runs: list[dict]) -> dict[tuple[str | None, str, int], float]:
+    """Final score of each ``baseline-<task>`` run, by (variant, task, seed)."""
     scores = {}
     for run in runs:
         if run["run"]["name"].startswith(BASELINE_PREFIX):
             (task,) = run["eval_tasks"]
-            scores[(task, run["run"]["seed"])] = _nan(run["R"][-1][0])
+            scores[(variant_of(run), task, run["run"]["seed"])] = _nan(run["R"][-1][0])
     return scores
+
 
 
 def forgetting_table(runs: list[dict], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
@@ -278,9 +334,9 @@ def forgetting_table(runs: list[dict], verdict: Verdict, require_single_baseline
     if all(run["run"]["name"].startswith(BASELINE_PREFIX) for run in runs):
         raise InputError(f"only single-task baseline runs ({', '.join(sorted({r['path'] for r in runs})[:3])}, ...): "
                          "the forgetting tables need at least one strategy run over the task sequence")
-    rows = []
+    with_variants, rows = has_variants(runs), []
     for run in runs:
-        name, seed = run["run"]["name"], run["run"]["seed"]
+        name, seed, variant = run["run"]["name"], run["run"]["seed"], variant_of(run)
         if name.startswith(BASELINE_PREFIX):
             continue
         R = [[_nan(v) for v in row] for row in run["R"]]
@@ -289,11 +345,13 @@ def forgetting_table(runs: list[dict], verdict: Verdict, require_single_baseline
             own_stage = stages.index(task)
             final, chance = R[-1][i], _nan(run["chance"][i])
             base_stage = math.nan if own_stage == len(R) - 1 else R[own_stage][i]
-            if (task, seed) not in singles and require_single_baseline:
-                raise InputError(f"no single-task baseline for {task} seed {seed}: expected "
+            if (variant, task, seed) not in singles and require_single_baseline:
+                of = "" if variant is None else f" of variant {variant!r}"
+                raise InputError(f"no single-task baseline for {task} seed {seed}{of}: expected "
                                  f"{Path(run['path']).parents[2] / (BASELINE_PREFIX + task) / f'seed{seed}'}")
-            base_single = singles.get((task, seed), math.nan)
-            row = {"strategy": name, "seed": seed, "task": task, "metric": run["primary_metric"][task],
+            base_single = singles.get((variant, task, seed), math.nan)
+            row = {**({VARIANT: variant} if with_variants else {}), "strategy": name, "seed": seed, "task": task,
+                   "metric": run["primary_metric"][task],
                    "final": final, "chance": chance, "base_stage": base_stage, "base_single": base_single,
                    "intransigence": base_single - R[own_stage][i]}
             for definition, base in zip(DEFINITIONS, (base_stage, base_single), strict=True):
@@ -324,7 +382,8 @@ def sequence_summaries(run: dict) -> dict[str, float]:
 
 
 def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
-    """Per (strategy, task) over seeds, and per strategy the sequence summaries (task ``all``).
+    """Per (strategy, task) over seeds, and per strategy the sequence summaries (task ``all``); with variants,
+    per (variant, strategy, task) and (variant, strategy).
 
     Every number of the per-seed table gets ``<column>_mean`` and ``<column>_std`` (ddof=1, so a single
     seed gives NaN). The verdict is that of the seed-averaged scores: ``rel_drop_stage`` (without suffix)
@@ -333,9 +392,10 @@ def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: b
     tiny baseline cannot dominate. ``pass_rate_*`` is the fraction of seeds whose own verdict is pass.
     """
     table = forgetting_table(runs, verdict, require_single_baseline)
-    numbers = [column for column in table.columns if column not in ("strategy", "seed", "task", "metric")
+    variant = [VARIANT] if has_variants(runs) else []
+    numbers = [column for column in table.columns if column not in (*variant, "strategy", "seed", "task", "metric")
                and not column.startswith("verdict_")]
-    grouped = table.groupby(["strategy", "task", "metric"], sort=False)
+    grouped = table.groupby([*variant, "strategy", "task", "metric"], sort=False)
     summary = grouped[numbers].agg(["mean", "std"])
     summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
     summary["seeds"] = grouped.size()
@@ -346,13 +406,29 @@ def summary_table(runs: list[dict], verdict: Verdict, require_single_baseline: b
         summary[f"pass_rate_{definition}"] = grouped[f"verdict_{definition}"].agg(
             lambda verdicts: float((verdicts == PASS).mean()))
     summary = summary.reset_index()
-    per_run = pd.DataFrame([{"strategy": run["run"]["name"], **sequence_summaries(run)} for run in runs
+    per_run = pd.DataFrame([{**({VARIANT: variant_of(run)} if variant else {}), "strategy": run["run"]["name"],
+                             **sequence_summaries(run)} for run in runs
                             if not run["run"]["name"].startswith(BASELINE_PREFIX)])
-    overall = per_run.groupby("strategy", sort=False).agg(["mean", "std"])
+    overall = per_run.groupby([*variant, "strategy"], sort=False).agg(["mean", "std"])
     overall.columns = [f"{column}_{stat}" for column, stat in overall.columns]
-    overall["seeds"] = per_run.groupby("strategy", sort=False).size()
+    overall["seeds"] = per_run.groupby([*variant, "strategy"], sort=False).size()
     overall = overall.reset_index().assign(task="all", metric="")
     return pd.concat([summary, overall], ignore_index=True)
+
+
+def read_summary(path: Path) -> tuple[pd.DataFrame, Verdict]:
+    """The summary table that :func:`write_tables` wrote, with the verdict settings it was judged with (for the
+    report, which shows these verdicts rather than computing its own)."""
+    if not path.is_file():
+        raise InputError(f"{path}: forgetting summary not found; `unihead forgetting` writes it")
+    # only empty cells are missing values: "n/a" and "none" are a verdict and a strategy's name; a variant's
+    # name is text even where it spells a number
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={VARIANT: str})
+    missing = [column for column in ("strategy", "task", "seeds") if column not in table]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; expected the summary `unihead forgetting` writes")
+    table["metric"] = table["metric"].fillna("")
+    return table, Verdict.from_table(table, path)
 
 
 def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict,
@@ -365,6 +441,6 @@ def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict
     paths = []
     for name, table in tables.items():
         path = Path(out_dir) / name
-        atomic_write_text(path, table.to_csv(index=False))
+        atomic_write_text(path, table.assign(**verdict.columns()).to_csv(index=False))
         paths.append(path)
     return paths

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
-from unihead.detection import CLASS_START, OBJECTNESS, encode_targets, grid_boxes
+from unihead.detection import OBJECTNESS, encode_targets, grid_boxes
+from unihead.detection_codecs import DetectionCodec, detection_codec
 from unihead.tasks import CLS, DET, SEG, SEG_IGNORE_INDEX
 
 DET_WEIGHTS = {"det_obj": 1.0, "det_box": 5.0, "det_giou": 2.0, "det_cls": 1.0}
@@ -28,8 +29,7 @@ def classification_loss(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
     return {"cls_ce": F.cross_entropy(logits, target)}
 
 
-def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
-                   num_classes: int) -> dict[str, Tensor]:
+def detection_loss(raw: Tensor, targets: list[dict], codec: DetectionCodec, num_classes: int) -> dict[str, Tensor]:
     """Grid detection loss with assignment by box centre (see :func:`unihead.detection.encode_targets`).
 
     ``det_obj``: sigmoid focal loss of the objectness (alpha 0.25, gamma 2) summed over every cell not
@@ -39,10 +39,10 @@ def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
     keeps the many easy negatives from swamping it.
     On the cells responsible for a box (means over those cells; exactly 0 when there are none):
     ``det_box``: L1 of the decoded (cx, cy, w, h) against the box, as fractions of the image;
-    ``det_giou``: generalised-IoU loss of the decoded box; ``det_cls``: cross-entropy of the class
-    logits (``logits`` head) or smooth-L1 of the regressed class index (``paper`` head).
+    ``det_giou``: generalised-IoU loss of the decoded box; ``det_cls``: the head type's class term
+    (:meth:`unihead.detection_codecs.DetectionCodec.class_loss`).
     """
-    grid = encode_targets(targets, raw.shape[-1], image_size)
+    grid = encode_targets(targets, raw.shape[-1])
     positive = grid.positive.to(raw.device)
     keep = ~grid.ignore.to(raw.device)
     count = int(positive.sum())
@@ -58,11 +58,7 @@ def detection_loss(raw: Tensor, targets: list[dict], head: str, image_size: int,
     box = F.l1_loss(predicted, wanted)
     giou = generalized_box_iou_loss(box_convert(predicted, "cxcywh", "xyxy"), box_convert(wanted, "cxcywh", "xyxy"),
                                     reduction="mean")
-    labels = grid.labels.to(raw.device)[positive]
-    if head == "paper":
-        cls = F.smooth_l1_loss(raw[:, CLASS_START][positive], labels.float())
-    else:
-        cls = F.cross_entropy(raw[:, CLASS_START:CLASS_START + num_classes].permute(0, 2, 3, 1)[positive], labels)
+    cls = codec.class_loss(raw, positive, grid.labels.to(raw.device)[positive], num_classes)
     return {"det_obj": objectness, "det_box": box, "det_giou": giou, "det_cls": cls}
 
 
@@ -71,15 +67,16 @@ def _with_total(terms: dict[str, Tensor], weights: Mapping[str, float]) -> dict[
     return terms
 
 
-def task_loss(task: str, output: Tensor, target: Any, *, det_head: str = "paper", image_size: int | None = None,
+def task_loss(task: str, output: Tensor, target: Any, *, det_head: str | None = None,
               num_classes: int | None = None) -> dict[str, Tensor]:
-    """The loss terms of ``task`` plus their weighted sum ``total``."""
+    """The loss terms of ``task`` plus their weighted sum ``total``; detection needs the head type
+    ``det_head`` (``model.det_head``) and the class count."""
     if task == SEG:
         return _with_total(segmentation_loss(output, target), {})
     if task == CLS:
         return _with_total(classification_loss(output, target), {})
     if task == DET:
-        if image_size is None or num_classes is None:
-            raise ValueError("the detection loss needs image_size and num_classes")
-        return _with_total(detection_loss(output, target, det_head, image_size, num_classes), DET_WEIGHTS)
+        if det_head is None or num_classes is None:
+            raise ValueError("the detection loss needs det_head and num_classes")
+        return _with_total(detection_loss(output, target, detection_codec(det_head), num_classes), DET_WEIGHTS)
     raise ValueError(f"unknown task {task!r}; expected one of {[SEG, DET, CLS]}")

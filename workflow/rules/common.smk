@@ -2,16 +2,20 @@
 # shell command is quoted there ({input:q}, {params.out:q}): report_dir and the checkout's folder may
 # hold spaces or shell syntax; the name cannot (config.py's NAME_PATTERN), but is quoted all the same.
 
+import re
 import shlex
 
 EXP = EXPERIMENT.name
 RESULTS = f"results/{EXP}"
-RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
 MANIFEST = f"{RESULTS}/data/manifest.json"
-RUN_DIR = f"{RESULTS}/runs/{{run}}/seed{{seed}}"
 SEEDS = EXPERIMENT.workflow.seeds
 RUNS = run_names(EXPERIMENT)
-RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", run=RUNS, seed=SEEDS)
+# With variants (workflow.variants) every run, baselines included, is run once per variant, in a folder of
+# the variant's; without, the runs' folders sit directly under runs/.
+VARIANTS = list(EXPERIMENT.workflow.variants)
+RUN_ID = "{variant}/{run}" if VARIANTS else "{run}"
+RUN_DIR = f"{RESULTS}/runs/{RUN_ID}/seed{{seed}}"
+RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", **({"variant": VARIANTS} if VARIANTS else {}), run=RUNS, seed=SEEDS)
 REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
 # The id lists an official build reads: editing one rebuilds the data (and everything after it).
 SUBSET_FILES = (
@@ -33,6 +37,14 @@ def shell_word(text):
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shell_word(CODE_DIR)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
+def write_yaml(path, values, log):
+    """``values`` as a YAML file (a job's config), and a line saying so in the rule's log."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    Path(log).write_text(f"wrote {path}\n")
+
+
 def figure(name):
     """A figure's PNG, marked for `snakemake --report` with its caption from workflow/report/."""
     return report(
@@ -44,9 +56,6 @@ def figure(name):
 
 
 wildcard_constraints:
-    run="|".join(RUNS),
+    run="|".join(map(re.escape, RUNS)),  # a combination's name holds "+"
     seed=r"\d+",
-
-
-localrules:
-    experiment_config,
+    variant="|".join(map(re.escape, VARIANTS)),

@@ -1,20 +1,5 @@
-# The experiment's resolved config, and its data: synthesised, built from the official sources, or a
+# The experiment's data: synthesised, built from the official sources, or a
 # folder the user already has.
-
-
-rule experiment_config:
-    """The validated config with every default filled in: what each job reads. Rewritten (and the
-    jobs depending on it rerun) when the config's content changes."""
-    output:
-        RESOLVED_CONFIG,
-    params:
-        values=config_to_dict(EXPERIMENT),
-    log:
-        f"{RESULTS}/logs/experiment_config.log",
-    run:
-        import yaml
-
-        Path(output[0]).write_text(yaml.safe_dump(params.values, sort_keys=False))
 
 
 rule prepare_data:
@@ -23,7 +8,7 @@ rule prepare_data:
     data.official.cache), or validate an existing folder in the challenge layout (folder); then list
     every file with its sha256."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="data"),
         subsets=SUBSET_FILES,
     output:
         MANIFEST,

@@ -1,14 +1,18 @@
-# Forgetting against the threshold, and the model's inference latency.
+# Forgetting against the threshold, and what the model costs on the training jobs' device.
 
-FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", f"{RESULTS}/tables/forgetting_summary.csv"]
-INFERENCE = f"{RESULTS}/compute/inference.json"
+FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
+FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
+# With variants, each variant's model is measured (a variant may change the heads).
+BENCHMARK = f"{RESULTS}/compute/{{variant}}/benchmark.json" if VARIANTS else f"{RESULTS}/compute/benchmark.json"
+BENCHMARKS = expand(BENCHMARK, variant=VARIANTS) if VARIANTS else [BENCHMARK]
+BENCHMARK_JOB = "benchmark/{variant}" if VARIANTS else "benchmark"
 
 
 rule forgetting:
     """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting;
     every run the experiment lists must be there (the threshold, rule and margin come from its config)."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="forgetting"),
         metrics=RUN_METRICS,
     output:
         FORGETTING_TABLES,
@@ -20,21 +24,25 @@ rule forgetting:
         "python -m unihead forgetting {input.metrics:q} --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule inference_speed:
-    """Median forward time of one image at the experiment's size, on the device training jobs get."""
+rule benchmark:
+    """Parameters, forward latency at the experiment's size (batch 1), training images/s of the full model and
+    of the bare backbone + FPN, the data pipeline's images/s and peak memory (of a variant's model), on the
+    device training jobs get."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="benchmark"),
+        manifest=MANIFEST,
     output:
-        INFERENCE,
+        BENCHMARK,
     params:
         device="cuda" if EXPERIMENT.workflow.gpus_per_run else "cpu",
+        variant=lambda wildcards: f"--variant {shlex.quote(wildcards.variant)}" if VARIANTS else "",
+        data_root=EXPERIMENT.data.root,
     log:
-        f"{RESULTS}/logs/inference_speed.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/inference_speed.tsv"
+        f"{RESULTS}/logs/{BENCHMARK_JOB}.log",
     threads: EXPERIMENT.workflow.threads_per_run
     resources:
         gpu=EXPERIMENT.workflow.gpus_per_run,
+        gpu_share=EXPERIMENT.workflow.gpu_share_alone,  # no training job beside it on the GPU
     shell:
-        "python -m unihead speed --config {input.config:q} --device {params.device:q} --runs 20 --json {output:q}"
-        " > {log:q} 2>&1"
+        "python -m unihead benchmark --config {input.config:q} {params.variant} --device {params.device:q}"
+        " --repeats 20 --data-root {params.data_root:q} --json {output:q} > {log:q} 2>&1"

@@ -1,7 +1,17 @@
 # paper/main.pdf from the LaTeX source and the generated tables and figures. Needs a TeX
 # distribution with latexmk (see README); nothing else in the workflow does. Defined only for an
 # experiment whose report goes into paper/ (workflow.report_dir: paper), the tables and figures
-# that paper/main.tex reads: another experiment's numbers never end up in the paper.
+# that paper/main.tex reads: no other experiment's numbers end up in the paper, except the ablation
+# experiment's in its own section.
+
+# The Ablations section reads the ablation experiment's report (workflow/config/ablations.yaml, report_dir
+# paper/ablations), another config's output: the paper states that it has not been run while it is absent,
+# and is rebuilt when it changes once it is there.
+ABLATION_FILES = [
+    "paper/ablations/tables/final_metrics.tex",
+    "paper/ablations/tables/continual.tex",
+    "paper/ablations/figures/final_metrics.pdf",
+]
 
 if REPORT_DIR == "paper":
 
@@ -12,6 +22,7 @@ if REPORT_DIR == "paper":
             bib="paper/references.bib",
             ewc_sweep="paper/ewc_sweep.tex",
             report=REPORT_FILES,
+            ablations=[path for path in ABLATION_FILES if Path(path).exists()],
         output:
             "paper/main.pdf",
         log:

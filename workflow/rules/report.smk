@@ -10,12 +10,13 @@ REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", 
 
 
 rule report:
-    """Every table (CSV, Markdown, LaTeX) and figure (PDF, PNG) from the runs."""
+    """Every table (CSV, Markdown, LaTeX) and figure (PDF, PNG) from the runs; the forgetting and continual
+    tables show the forgetting rule's summary (its drops and verdicts), not a second computation."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="report"),
         metrics=RUN_METRICS,
-        inference=INFERENCE,
-        forgetting=FORGETTING_TABLES,
+        benchmark=BENCHMARKS,
+        forgetting=FORGETTING_SUMMARY,
     output:
         REPORT_TABLES,
         [figure(name) for name in FIGURES],
@@ -25,19 +26,22 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "python -m unihead report --config {input.config:q} {input.metrics:q} --inference {input.inference:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        "python -m unihead report --config {input.config:q} {input.metrics:q} --benchmark {input.benchmark:q}"
+        " --forgetting {input.forgetting:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule readme:
     """Copy the experiment's final-metrics, forgetting and continual tables into README.md (target: snakemake readme)."""
     input:
-        config=RESOLVED_CONFIG,
+        config=JOB_CONFIG.format(job="readme"),
         final=f"{REPORT_DIR}/tables/final_metrics.md",
         forgetting=f"{REPORT_DIR}/tables/forgetting.md",
         continual=f"{REPORT_DIR}/tables/continual.md",
+    output:
+        # updated in place (its other sections are kept), so Snakemake must not delete it before the job
+        update("README.md"),
     log:
         f"{RESULTS}/logs/readme.log",
     shell:
         "python -m unihead readme --config {input.config:q} {input.final:q} {input.forgetting:q} {input.continual:q}"
-        " > {log:q} 2>&1"
+        " --readme {output:q} > {log:q} 2>&1"

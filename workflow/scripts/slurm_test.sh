@@ -108,15 +108,15 @@ for id in "${jobids[@]}"; do
     [ -n "$(find .snakemake/slurm_logs -name "$id.log")" ] || fail "no slurm log for SLURM job $id"
 done
 trains=$(grep -cE '^rule train:$' "$WORK/snakemake.log" || true)
-in_container=$(grep '"exec"' "$STAND_IN_APPTAINER_LOG" | grep '"--nv"' | grep -c 'python -m unihead' || true)
-[ "$in_container" -eq "$rules" ] || fail "$rules SLURM jobs but $in_container commands run by apptainer exec --nv"
+in_container=$(grep '"exec"' "$STAND_IN_APPTAINER_LOG" | grep -c 'python -m unihead' || true)
+[ "$in_container" -eq "$rules" ] || fail "$rules SLURM jobs but $in_container commands run by apptainer exec"
 
 # The workflow's outputs (workflow/config/test.yaml: results/test/).
 results=results/test
 runs=$(find "$results/runs" -name metrics.json | wc -l)
 [ "$trains" -ge 1 ] && [ "$runs" -eq "$trains" ] || fail "$trains train jobs but $runs runs/*/metrics.json"
 for file in "$results/data/manifest.json" "$results/tables/forgetting_summary.csv" \
-    "$results/tables/forgetting_per_seed.csv" "$results/compute/inference.json" \
+    "$results/tables/forgetting_per_seed.csv" "$results/compute/benchmark.json" \
     "$results/report/tables/forgetting.md" "$results/report/figures/r_matrices.png"; do
     [ -s "$file" ] || fail "missing output $file"
 done

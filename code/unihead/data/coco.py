@@ -16,6 +16,7 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from unihead.data.errors import DatasetError
 from unihead.data.images import read_image, require_dir
@@ -159,13 +160,16 @@ def check_image_file(file: Path, dataset_dir: Path, listed_in: Path) -> None:
 
 
 class CocoDetection(Dataset):
-    """Images with boxes (XYXY in the resized image's pixels), contiguous labels and crowd flags.
+    """Images with boxes (XYXY as fractions of the resized image's width and height, so in [0, 1], made by
+    the pipeline's last step; in pixels of the resized image with :func:`~unihead.data.transforms.decode_transforms`),
+    contiguous labels and crowd flags; ``orig_size`` (height, width) maps boxes back to the file's pixels.
 
     Category ids stay the file's own (``coco``, used by the evaluation); labels are their index in
     sorted id order (``label_to_category_id``).
     """
 
-    def __init__(self, root: Path, split: str, size: int, train: bool) -> None:
+    def __init__(self, root: Path, split: str, size: int, train: bool,
+                 transforms: v2.Transform | None = None) -> None:
         root = Path(root)
         self.image_dir = require_dir(root / split / "images", f"detection '{split}' images")
         path = root / split / ANNOTATIONS
@@ -190,7 +194,7 @@ class CocoDetection(Dataset):
         self.coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):
             self.coco.createIndex()
-        self.transforms = build_transforms(size, train)
+        self.transforms = build_transforms(size, train) if transforms is None else transforms
 
     def __len__(self) -> int:
         return len(self.images)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from unihead.data.categories import IMAGENETTE_WNIDS
 from unihead.data.errors import DatasetError
@@ -26,7 +27,8 @@ def check_class_folders(base: Path) -> None:
 
 
 class ImagenetteClassification(Dataset):
-    def __init__(self, root: Path, split: str, size: int, train: bool) -> None:
+    def __init__(self, root: Path, split: str, size: int, train: bool,
+                 transforms: v2.Transform | None = None) -> None:
         base = require_dir(Path(root) / split, f"classification '{split}' split")
         check_class_folders(base)
         self.classes = list(IMAGENETTE_WNIDS)
@@ -37,7 +39,7 @@ class ImagenetteClassification(Dataset):
                 raise DatasetError(f"{base / wnid}: class folder has no images")
             self.samples += [(path, label) for path in files]
         self.num_classes = len(self.classes)
-        self.transforms = build_transforms(size, train)
+        self.transforms = build_transforms(size, train) if transforms is None else transforms
 
     def __len__(self) -> int:
         return len(self.samples)

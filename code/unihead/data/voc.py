@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from unihead.data.errors import DatasetError
 from unihead.data.images import read_image, require_dir
@@ -21,7 +22,8 @@ class VocSegmentation(Dataset):
 
     num_classes = NUM_SEG_CLASSES
 
-    def __init__(self, root: Path, split: str, size: int, train: bool) -> None:
+    def __init__(self, root: Path, split: str, size: int, train: bool,
+                 transforms: v2.Transform | None = None) -> None:
         base = require_dir(Path(root) / split, f"segmentation '{split}' split")
         self.image_dir = require_dir(base / "JPEGImages", "segmentation images")
         self.mask_dir = require_dir(base / "SegmentationClass", "segmentation masks")
@@ -36,7 +38,7 @@ class VocSegmentation(Dataset):
                 raise DatasetError(f"{have / f'{first}.{ext}'}: file not found ({len(missing)} "
                                    f"{'masks' if ext == 'png' else 'images'} missing in {have})")
         self.ids = sorted(image_ids)
-        self.transforms = build_transforms(size, train)
+        self.transforms = build_transforms(size, train) if transforms is None else transforms
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from unihead.config import EvalConfig
 from unihead.data.collate import to_device
-from unihead.detection import decode_detections
+from unihead.data.decoded import DecodedDataset
+from unihead.detection_codecs import detection_codec
 from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_map, detections_to_coco
 from unihead.tasks import CLS, DET, SEG
 
 
-def dataset_of(loader: DataLoader) -> Any:
-    """The reader behind a loader, through a ``Subset`` if the run limits the images."""
-    data = loader.dataset
-    return getattr(data, "dataset", data)
-
-
-def image_indices(loader: DataLoader) -> list[int]:
-    data = loader.dataset
-    return list(getattr(data, "indices", range(len(data))))
-
-
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch.device,
                   det_head: str, eval_config: EvalConfig) -> dict[str, float]:
-    """All metrics of ``task`` on ``loader``'s images; the model is left in eval mode.
+    """All metrics of ``task`` on the images of ``loader`` (over a :class:`DecodedDataset`); the model is
+    left in eval mode.
 
     Segmentation is scored at the model's input size (masks resized with nearest neighbour);
     detection boxes are mapped back to each image's original size and scored with COCOeval against
@@ -40,28 +29,27 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
         confusion = ConfusionMatrix()
         for images, masks in loader:
             logits = model(images.to(device), tasks=[SEG])[SEG]
-            confusion.update(logits.argmax(1).cpu(), masks)
+            confusion.update(logits.argmax(1), masks.to(device))
         return {"miou": confusion.miou(), "pixel_acc": confusion.pixel_accuracy()}
     if task == CLS:
         accuracy = TopKAccuracy()
         for images, labels in loader:
-            accuracy.update(model(images.to(device), tasks=[CLS])[CLS].cpu(), labels)
+            accuracy.update(model(images.to(device), tasks=[CLS])[CLS].cpu(), labels.cpu())
         return accuracy.compute()
     if task == DET:
-        reader = dataset_of(loader)
+        data: DecodedDataset = loader.dataset
+        reader, codec = data.reader, detection_codec(det_head)
         results: list[dict] = []
         for images, targets in loader:
             raw = model(images.to(device), tasks=[DET])[DET]
             size = images.shape[-1]
-            decoded = decode_detections(raw.cpu(), det_head, size, reader.num_classes,
-                                        score_threshold=eval_config.score_threshold, nms_iou=eval_config.nms_iou,
-                                        max_detections=eval_config.max_detections)
+            decoded = codec.decode(raw.cpu(), size, reader.num_classes, score_threshold=eval_config.score_threshold,
+                                   nms_iou=eval_config.nms_iou, max_detections=eval_config.max_detections)
             for found, target in zip(decoded, to_device(targets, torch.device("cpu")), strict=True):
                 height, width = target["orig_size"]
                 results += detections_to_coco(target["image_id"], found["boxes"], found["scores"], found["labels"],
                                               reader.label_to_category_id, scale_xy=(width / size, height / size))
-        image_ids = [reader.image_ids[i] for i in image_indices(loader)]
-        return coco_map(reader.coco, results, image_ids)
+        return coco_map(reader.coco, results, reader.image_ids[:len(data)])
     raise ValueError(f"unknown task {task!r}")
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections import defaultdict
 from typing import Any
 
 import torch
@@ -12,9 +10,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unihead.data.collate import to_device
-from unihead.errors import TrainingDiverged
+from unihead.engine.device import autocast_context, to_model_input
+from unihead.engine.loss_sums import LossSums
 from unihead.models import batchnorm_layers
-from unihead.strategies import StageContext, Strategy
+from unihead.strategies import ComposedStrategy, StageContext
 
 
 def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
@@ -26,40 +25,36 @@ def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
             layer.eval()
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: Strategy,
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, strategy: ComposedStrategy,
                     stage: StageContext, device: torch.device, where: str,
-                    freeze_batchnorm: bool = False) -> dict[str, Any]:
+                    freeze_batchnorm: bool = False, precision: str = "auto") -> dict[str, Any]:
     """Train ``stage.task`` for one pass over ``loader``; returns the mean of each loss term,
-    the number of images, the seconds taken and the throughput. ``where`` names the stage and epoch
-    in the error raised when a loss diverges; ``freeze_batchnorm`` see :func:`set_train_mode`."""
+    the number of images, the seconds taken and the throughput. The terms are summed on the device and
+    read once, after the last step; if one was not finite at some step, :class:`TrainingDiverged` names it
+    with ``where`` (the stage and epoch). ``freeze_batchnorm`` see :func:`set_train_mode`; the forward
+    pass and the loss run in ``precision`` (``train.precision``, see :mod:`unihead.engine.device`)."""
     set_train_mode(model, freeze_batchnorm)
-    sums: dict[str, float] = defaultdict(float)
+    sums = LossSums()
     images_seen = 0
     start = time.perf_counter()
     tasks = [stage.task, *strategy.output_tasks(stage)]
     for images, targets in loader:
-        images = images.to(device, non_blocking=True)
+        images = to_model_input(images, device)
         targets = to_device(targets, device)
-        outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
-        terms = stage.loss_fn(stage.task, outputs[stage.task], targets)
-        extra = strategy.extra_loss(model, images, outputs, stage)
-        loss = terms.pop("total") + sum(extra.values())
+        with autocast_context(device, precision):
+            outputs = model(images, tasks=tasks, return_features=strategy.needs_features)
+            terms = stage.loss_fn(stage.task, outputs[stage.task], targets)
+            extra = strategy.extra_loss(model, images, outputs, stage)
+            loss = terms.pop("total") + sum(extra.values())
         terms.update(extra)
         terms["loss"] = loss
-        values = {name: float(value.detach()) for name, value in terms.items()}
-        for name, value in values.items():
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"{where}: loss term '{name}' is {value} (learning rate "
-                                       f"{optimizer.param_groups[0]['lr']:.3g}); the run is stopped")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         batch = images.shape[0]
         images_seen += batch
-        for name, value in values.items():
-            sums[name] += value * batch
+        sums.add(terms, batch)
+    row: dict[str, Any] = sums.means(images_seen, where, optimizer.param_groups[0]["lr"])
     seconds = time.perf_counter() - start
-    names = ["loss", *sorted(name for name in sums if name != "loss")]
-    row: dict[str, Any] = {name: sums[name] / images_seen for name in names}
     row.update(images=images_seen, seconds=seconds, images_per_s=images_seen / seconds)
     return row

@@ -1,17 +1,20 @@
-"""The whole report of an experiment: every table and figure from its runs."""
+"""The whole report of an experiment: every table and figure from its runs (with variants, each variant's
+runs judged, sized and drawn with the variant's own config)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
-from unihead.config import ExperimentConfig
-from unihead.forgetting import Verdict, load_runs
+from unihead.config import ExperimentConfig, apply_variant
+from unihead.errors import InputError
+from unihead.forgetting import has_variants, load_runs, read_summary, variant_of
 from unihead.models import build_model, parameter_breakdown
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
-from unihead.report.tables import final_metrics, write_tables
+from unihead.report.tables import final_metrics, run_groups, write_tables
 
 DATA_DESCRIPTIONS = {
     "synthetic": "synthetic data ({root})",
@@ -22,23 +25,68 @@ DATA_DESCRIPTIONS = {
 """How a caption names each ``data.source``."""
 
 
+def _flat(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """A variant's overrides as ``dotted.key=value`` items."""
+    items = []
+    for key, value in overrides.items():
+        items += _flat(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [f"{prefix}{key}={value}"]
+    return items
+
+
+def variants_line(config: ExperimentConfig) -> str:
+    """What each variant changes (appended to every caption of an experiment with variants)."""
+    described = [f"{name} ({', '.join(_flat(overrides)) or 'the settings above'})"
+                 for name, overrides in config.workflow.variants.items()]
+    return f" Variants: {'; '.join(described)}." if described else ""
+
+
 def provenance_line(config: ExperimentConfig, seeds: int) -> str:
-    """Which data, resolution and weights produced the numbers (appended to every caption)."""
+    """Which data, resolution and weights produced the numbers, and what each variant changes (appended to
+    every caption)."""
     weights = "ImageNet-pretrained backbone" if config.model.pretrained else "backbone trained from scratch"
     data = DATA_DESCRIPTIONS[config.data.source].format(root=config.data.root)
     return (f"Experiment '{config.name}': {data}, {config.data.image_size} px, {weights}, "
-            f"det head '{config.model.det_head}', {config.train.epochs} epochs per task, {seeds} seed(s).")
+            f"det head '{config.model.det_head}', {config.train.epochs} epochs per task, {seeds} seed(s)."
+            f"{variants_line(config)}")
 
 
-def build_report(config: ExperimentConfig, metrics: list[Path], out_dir: Path,
-                 inference: Path | None = None) -> list[Path]:
-    """Write ``out_dir/tables`` and ``out_dir/figures``; return every file written."""
+def variant_configs(config: ExperimentConfig, runs: list[dict]) -> dict[str | None, ExperimentConfig]:
+    """The config each run was made with, by its variant (None: the experiment's own, without variants); a
+    run of a variant that the config does not list is an error naming it."""
+    if not has_variants(runs):
+        return {None: config}
+    unknown = sorted({variant_of(run) for run in runs} - set(config.workflow.variants))
+    if unknown:
+        example = next(run["path"] for run in runs if variant_of(run) in unknown)
+        raise InputError(f"runs of variant(s) {unknown} (e.g. {example}) are not among experiment {config.name!r}'s "
+                         f"workflow.variants {list(config.workflow.variants)}")
+    return {variant: apply_variant(config, variant) for variant in dict.fromkeys(variant_of(run) for run in runs)}
+
+
+def _benchmarks(paths: list[Path]) -> dict[str | None, dict[str, Any]]:
+    """The JSON files of ``unihead benchmark --json`` by the variant each records (None: no variant)."""
+    measured: dict[str | None, dict[str, Any]] = {}
+    for path in paths:
+        result = json.loads(path.read_text())
+        measured[result.get("variant")] = result
+    return measured
+
+
+def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path, out_dir: Path,
+                 benchmarks: list[Path] | None = None) -> list[Path]:
+    """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs, the forgetting summary that
+    ``unihead forgetting`` wrote from them and the JSON of ``unihead benchmark`` (one file per variant); return
+    every file written."""
     runs = load_runs(metrics)
+    summary, verdict = read_summary(forgetting)
+    configs = variant_configs(config, runs)
     seeds = len({run["run"]["seed"] for run in runs})
     line = provenance_line(config, seeds)
-    parameters = parameter_breakdown(build_model(dataclasses.replace(config.model, pretrained=False)))["total"]
-    latency = json.loads(inference.read_text()) if inference else None
-    written = write_tables(runs, out_dir / "tables", Verdict.from_config(config), parameters, latency, line)
+    parameters = {variant: parameter_breakdown(build_model(dataclasses.replace(c.model, pretrained=False)))["total"]
+                  for variant, c in configs.items()}
+    label_prefix = f"{config.name}-" if has_variants(runs) else ""
+    written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, _benchmarks(benchmarks or []),
+                           line, label_prefix)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")
@@ -46,11 +94,16 @@ def build_report(config: ExperimentConfig, metrics: list[Path], out_dir: Path,
         written += figures.save(figures.stages_figure(sequence), figure_dir, "stages")
         written += figures.save(figures.r_heatmaps_figure(sequence), figure_dir, "r_matrices")
         first_seed = min(run["run"]["seed"] for run in sequence)
-        histories = {run["run"]["name"]: Path(run["path"]).with_name("history.csv") for run in sequence
-                     if run["run"]["seed"] == first_seed}
+        histories: dict[str | None, dict[str, Path]] = {}
+        for (variant, name), group in run_groups(sequence).items():
+            for run in group:
+                if run["run"]["seed"] == first_seed:
+                    histories.setdefault(variant, {})[name] = Path(run["path"]).with_name("history.csv")
         written += figures.save(figures.training_curves_figure(histories), figure_dir, "training_curves")
         shown = sequence[-1]
         weights = Path(shown["path"]).with_name("model.pt")
-        title = f"{shown['run']['name']} (seed {shown['run']['seed']}) after all stages. {line}"
-        written += figures.save(qualitative_figure(config, weights, title), figure_dir, "qualitative")
+        variant = "" if variant_of(shown) is None else f", variant {variant_of(shown)}"
+        title = f"{shown['run']['name']} (seed {shown['run']['seed']}{variant}) after all stages. {line}"
+        written += figures.save(qualitative_figure(configs[variant_of(shown)], weights, title), figure_dir,
+                                "qualitative")
     return written

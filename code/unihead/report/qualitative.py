@@ -14,7 +14,7 @@ from matplotlib.patches import Rectangle
 from unihead.config import ExperimentConfig
 from unihead.data import build_dataset
 from unihead.data.categories import voc_palette
-from unihead.detection import decode_detections
+from unihead.detection_codecs import DET_CODECS
 from unihead.models import build_model
 from unihead.tasks import IMAGENET_MEAN, IMAGENET_STD, SEG_IGNORE_INDEX
 
@@ -49,8 +49,8 @@ def qualitative_figure(config: ExperimentConfig, weights: Path, title: str, scor
     det_image, det_target = det_data[0]
     out = model(torch.stack([seg_image, det_image]), tasks=["seg", "det"])
     predicted_mask = out["seg"][0].argmax(0)
-    (found,) = decode_detections(out["det"][1:], config.model.det_head, size, det_data.num_classes,
-                                 score_threshold=score_threshold)
+    (found,) = DET_CODECS[config.model.det_head].decode(out["det"][1:], size, det_data.num_classes,
+                                                        score_threshold=score_threshold)
     figure = Figure(figsize=(7.5, 5.0))
     axes = figure.subplots(2, 3)
     shown_mask = seg_mask.clone()
@@ -64,7 +64,7 @@ def qualitative_figure(config: ExperimentConfig, weights: Path, title: str, scor
     axes[1, 0].imshow(_display(det_image))
     axes[1, 0].set_title("detection input", fontsize=8)
     axes[1, 1].imshow(_display(det_image))
-    _boxes(axes[1, 1], det_target["boxes"], det_target["labels"], det_data.category_names, "-")
+    _boxes(axes[1, 1], det_target["boxes"] * size, det_target["labels"], det_data.category_names, "-")
     axes[1, 1].set_title("ground truth boxes", fontsize=8)
     axes[1, 2].imshow(_display(det_image))
     _boxes(axes[1, 2], found["boxes"], found["labels"], det_data.category_names, "--")

@@ -1,4 +1,7 @@
-"""Result tables from run metrics: numbers in CSV, ``mean ± std`` in Markdown and LaTeX (booktabs)."""
+"""Result tables from run metrics: numbers in CSV, ``mean ± std`` in Markdown and LaTeX (booktabs).
+
+With variants (``workflow.variants``) every table gains a variant column (``variant`` in the CSV, ``Variant``
+shown first), and a run is the pair (variant, run name)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unihead.benchmark import conditions_line
 from unihead.files import atomic_write_text
-from unihead.forgetting import DEFINITIONS, RULE_DROP, Verdict, summary_table
+from unihead.forgetting import DEFINITIONS, RULE_DROP, VARIANT, Verdict, has_variants, variant_of
 from unihead.runs import BASELINE_PREFIX
 
 TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
@@ -25,6 +29,21 @@ DROP_NAMES = {"relative": "relative drop (base - final) / base, in %",
 
 def run_label(name: str) -> str:
     return f"baseline ({name[len(BASELINE_PREFIX):]})" if name.startswith(BASELINE_PREFIX) else name
+
+
+def run_groups(runs: list[dict], kind: str | None = None) -> dict[tuple[str | None, str], list[dict]]:
+    """The runs (of ``kind``, e.g. ``sequence``; all when None) by (variant, run name), over seeds, in the
+    order they come."""
+    groups: dict[tuple[str | None, str], list[dict]] = {}
+    for run in runs:
+        if kind is None or run["run"]["kind"] == kind:
+            groups.setdefault((variant_of(run), run["run"]["name"]), []).append(run)
+    return groups
+
+
+def _variant_cells(variant: str | None) -> dict[str, Any]:
+    """A numbers table's ``variant`` column, first in its row: for runs of a variant only."""
+    return {} if variant is None else {VARIANT: variant}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -42,57 +61,84 @@ def _cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str
 
 
 def final_metrics(runs: list[dict]) -> pd.DataFrame:
-    """Final value of every metric of every task, mean and std over seeds, per run name."""
+    """Final value of every metric of every task, mean and std over seeds, per run name (and variant)."""
     rows = []
-    names = list(dict.fromkeys(run["run"]["name"] for run in runs))
-    for name in names:
-        group = [run for run in runs if run["run"]["name"] == name]
+    for (variant, name), group in run_groups(runs).items():
         for task in group[0]["eval_tasks"]:
             for metric in group[0]["final"][task]:
                 mean, std = _mean_std([run["final"][task][metric] for run in group])
-                rows.append({"run": name, "task": task, "metric": metric, "mean": mean, "std": std,
-                             "seeds": len(group), "primary": metric == group[0]["primary_metric"][task]})
+                rows.append({**_variant_cells(variant), "run": name, "task": task, "metric": metric, "mean": mean,
+                             "std": std, "seeds": len(group), "primary": metric == group[0]["primary_metric"][task]})
     return pd.DataFrame(rows)
 
 
 def r_matrices(runs: list[dict]) -> pd.DataFrame:
     """Mean R[stage][task] over seeds per sequence run (stage ``initial`` is the untrained model)."""
     rows = []
-    for name in dict.fromkeys(run["run"]["name"] for run in runs if run["run"]["kind"] == "sequence"):
-        group = [run for run in runs if run["run"]["name"] == name]
+    for (variant, name), group in run_groups(runs, "sequence").items():
         tasks, stages = group[0]["eval_tasks"], group[0]["run"]["tasks"]
         matrices = [("initial", [run["R_initial"] for run in group])]
         matrices += [(f"after {task}", [run["R"][i] for run in group]) for i, task in enumerate(stages)]
         for stage, rows_over_seeds in matrices:
             for j, task in enumerate(tasks):
                 mean, std = _mean_std([row[j] for row in rows_over_seeds])
-                rows.append({"run": name, "stage": stage, "task": task, "mean": mean, "std": std})
+                rows.append({**_variant_cells(variant), "run": name, "stage": stage, "task": task, "mean": mean,
+                             "std": std})
     return pd.DataFrame(rows)
 
 
-def compute(runs: list[dict], parameters: int, inference: dict[str, Any] | None) -> pd.DataFrame:
-    """Training time and throughput per run name; the model's size and inference latency alongside."""
+def compute(runs: list[dict], parameters: dict[str | None, int],
+            benchmarks: dict[str | None, dict[str, Any]]) -> pd.DataFrame:
+    """Training time and throughput per run name (and variant); the model's size and, from ``unihead benchmark``,
+    its inference latency (eager and fast path, median ms per batch) and the device they were measured on
+    alongside (``parameters`` and ``benchmarks`` by variant, None without variants; not measured: n/a)."""
     rows = []
-    for name in dict.fromkeys(run["run"]["name"] for run in runs):
-        group = [run for run in runs if run["run"]["name"] == name]
+    for (variant, name), group in run_groups(runs).items():
         minutes = _mean_std([run["train_seconds"] / 60 for run in group])
-        rows.append({"run": name, "parameters": parameters, "train_minutes": minutes[0],
-                     "train_minutes_std": minutes[1], "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
+        measured = benchmarks.get(variant)
+        forward = None if measured is None else measured["forward_ms"]
+        rows.append({**_variant_cells(variant), "run": name, "parameters": parameters[variant],
+                     "train_minutes": minutes[0], "train_minutes_std": minutes[1],
+                     "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
                      "device": group[0]["provenance"]["device"],
-                     "inference_ms": None if inference is None else inference["median_ms"],
-                     "inference_device": None if inference is None else inference["device"]})
+                     "inference_ms": None if forward is None else forward["eager"]["median_ms"],
+                     "inference_fast_ms": None if forward is None else forward["fast"]["median_ms"],
+                     "inference_device": None if measured is None else measured["conditions"]["device"]})
     return pd.DataFrame(rows)
+
+
+def _with_variant(table: pd.DataFrame, numbers: pd.DataFrame) -> pd.DataFrame:
+    """A display table with the numbers' variant as its first column, ``Variant``, when they have one."""
+    if VARIANT in numbers:
+        table.insert(0, "Variant", list(numbers[VARIANT]))
+    return table
+
+
+def compute_caption(benchmarks: dict[str | None, dict[str, Any]]) -> str:
+    """What the compute table shows, with the conditions the inference latency was measured under (those of
+    the first variant's measurement; the variants' measurements differ only in the model)."""
+    caption = "Model size, training time and throughput per run"
+    if not benchmarks:
+        return caption + "."
+    first = next(iter(benchmarks.values()))
+    cond = first["conditions"]
+    fast = f"inference mode, channels_last, {cond['compute_dtype']}"
+    each = ", each variant's model" if len(benchmarks) > 1 else ""
+    return (f"{caption}; inference latency of one batch of {cond['batch']} at {cond['image_size']} px, all heads"
+            f"{each}, eager (fp32) and fast path ({fast}), from unihead benchmark: {conditions_line(first)}.")
 
 
 def _final_display(final: pd.DataFrame) -> pd.DataFrame:
+    """Runs as rows (the index; with variants the columns Variant and Run), tasks' primary metrics as columns."""
     primary = final[final["primary"]]
-    table = primary.pivot(index="run", columns="task", values=["mean", "std"])
-    runs = list(dict.fromkeys(primary["run"]))
-    out = pd.DataFrame(index=[run_label(r) for r in runs])
-    for task, label in TASK_LABELS.items():
-        if ("mean", task) in table.columns:
-            out[label] = [_cell(table.loc[r, ("mean", task)], table.loc[r, ("std", task)]) for r in runs]
-    return out
+    cells: dict[tuple[str | None, str], dict[str, str]] = {}
+    for row in primary.to_dict("records"):
+        cells.setdefault((row.get(VARIANT), row["run"]), {})[row["task"]] = _cell(row["mean"], row["std"])
+    tasks = {label: task for task, label in TASK_LABELS.items() if task in set(primary["task"])}
+    columns = {label: [cell.get(task, "n/a") for cell in cells.values()] for label, task in tasks.items()}
+    if VARIANT in primary:
+        return pd.DataFrame({"Variant": [v for v, _ in cells], "Run": [run_label(r) for _, r in cells], **columns})
+    return pd.DataFrame(columns, index=[run_label(r) for _, r in cells])
 
 
 def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
@@ -114,7 +160,7 @@ def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
         out[f"Verdict ({definition})"] = rows[f"verdict_{definition}"]
     out["Intransigence"] = [_cell(m, s) for m, s in zip(rows["intransigence_mean"], rows["intransigence_std"],
                                                          strict=True)]
-    return out.reset_index(drop=True)
+    return _with_variant(out.reset_index(drop=True), rows)
 
 
 def forgetting_caption(verdict: Verdict) -> str:
@@ -132,31 +178,35 @@ def forgetting_caption(verdict: Verdict) -> str:
 
 def _continual_display(summary: pd.DataFrame) -> pd.DataFrame:
     rows = summary[summary["task"] == "all"]
-    return pd.DataFrame({
+    return _with_variant(pd.DataFrame({
         "Strategy": rows["strategy"],
         "Avg final": [_cell(m, s) for m, s in zip(rows["avg_final_mean"], rows["avg_final_std"], strict=True)],
         "BWT": [_cell(m, s) for m, s in zip(rows["bwt_mean"], rows["bwt_std"], strict=True)],
         "Avg forgetting": [_cell(m, s) for m, s in zip(rows["avg_forgetting_mean"], rows["avg_forgetting_std"],
                                                        strict=True)],
-    }).reset_index(drop=True)
+    }).reset_index(drop=True), rows)
 
 
 def _r_display(matrices: pd.DataFrame) -> pd.DataFrame:
     out = matrices.assign(value=[_cell(m, s) for m, s in zip(matrices["mean"], matrices["std"], strict=True)])
-    table = out.pivot_table(index=["run", "stage"], columns="task", values="value", aggfunc="first", sort=False)
-    return table[[t for t in TASK_LABELS if t in table.columns]].rename(columns=TASK_LABELS).reset_index()
+    keys = [VARIANT, "run", "stage"] if VARIANT in matrices else ["run", "stage"]
+    table = out.pivot_table(index=keys, columns="task", values="value", aggfunc="first", sort=False)
+    table = table[[t for t in TASK_LABELS if t in table.columns]].rename(columns=TASK_LABELS).reset_index()
+    return table.rename(columns={VARIANT: "Variant"})
 
 
 def _compute_display(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
+    return _with_variant(pd.DataFrame({
         "Run": [run_label(r) for r in table["run"]],
         "Parameters": [f"{p:,}" for p in table["parameters"]],
         "Training (min)": [_cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
                                                                    strict=True)],
         "Images/s": [f"{v:.1f}" for v in table["images_per_s"]],
-        "Inference (ms/image)": ["n/a" if v is None or pd.isna(v) else f"{v:.1f}" for v in table["inference_ms"]],
+        "Inference eager / fast (ms)": [
+            "n/a" if eager is None or pd.isna(eager) else f"{eager:.1f} / {fast:.1f}"
+            for eager, fast in zip(table["inference_ms"], table["inference_fast_ms"], strict=True)],
         "Device": table["device"],
-    })
+    }), table)
 
 
 def latex_escape(text: str) -> str:
@@ -177,14 +227,16 @@ def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> s
     return text.replace("±", r"$\pm$").replace("≤", r"$\leq$")
 
 
-def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: int,
-                 inference: dict[str, Any] | None, provenance_line: str) -> list[Path]:
-    """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex``; return the paths."""
-    summary = summary_table(runs, verdict, require_single_baseline=any(
-        r["run"]["name"].startswith(BASELINE_PREFIX) for r in runs))
-    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, inference)
+def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_dir: Path,
+                 parameters: dict[str | None, int], benchmarks: dict[str | None, dict[str, Any]], provenance_line: str,
+                 label_prefix: str = "") -> list[Path]:
+    """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex`` (LaTeX label
+    ``tab:<label_prefix><name>``); return the paths. The forgetting and continual tables show ``summary``, the
+    forgetting rule's table judged by ``verdict``; ``parameters`` and ``benchmarks`` are by variant (see
+    :func:`compute`)."""
+    final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, benchmarks)
     tables = {
-        "final_metrics": (final, _final_display(final), True,
+        "final_metrics": (final, _final_display(final), not has_variants(runs),
                           "Final metrics (x100) per strategy, mean ± std over seeds."),
         "forgetting": (summary, forgetting_display(summary, verdict), False, forgetting_caption(verdict)),
         "continual": (summary[summary["task"] == "all"], _continual_display(summary), False,
@@ -192,7 +244,7 @@ def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: 
                       "forgetting."),
         "r_matrices": (matrices, _r_display(matrices), False,
                        "Accuracy matrix R (x100): each task's primary metric after each stage."),
-        "compute": (cost, _compute_display(cost), False, "Model size, training time and inference latency."),
+        "compute": (cost, _compute_display(cost), False, compute_caption(benchmarks)),
     }
     paths = []
     for name, (numbers, display, index, caption) in tables.items():
@@ -200,7 +252,7 @@ def write_tables(runs: list[dict], out_dir: Path, verdict: Verdict, parameters: 
         atomic_write_text(out / f"{name}.csv", numbers.to_csv(index=False))
         markdown = display.to_markdown(index=index, disable_numparse=True)  # keep "2.0", not "2"
         atomic_write_text(out / f"{name}.md", f"{markdown}\n\n{caption} {provenance_line}\n")
-        latex = latex_table(display, f"{caption} {provenance_line}", f"tab:{name}", index)
+        latex = latex_table(display, f"{caption} {provenance_line}", f"tab:{label_prefix}{name}", index)
         atomic_write_text(out / f"{name}.tex", latex)
         paths += [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
     return paths

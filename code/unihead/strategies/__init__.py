@@ -3,20 +3,14 @@
 import importlib
 import pkgutil
 
-from unihead.config import STRATEGY_NAMES
-from unihead.strategies.base import (
-    STRATEGIES,
-    StageContext,
-    Strategy,
-    check_strategy_options,
-    create_strategy,
-    register_strategy,
-)
+from unihead.config import STRATEGY_OPTIONS
+from unihead.strategies.base import STRATEGIES, StageContext, Strategy, register_strategy
+from unihead.strategies.composed import ComposedStrategy, create_strategy
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
-if set(STRATEGIES) != set(STRATEGY_NAMES):
-    raise ImportError(f"registered strategies {sorted(STRATEGIES)} differ from unihead.config.STRATEGY_NAMES "
-                      f"{sorted(STRATEGY_NAMES)}: add a new strategy's name there (the Snakefile checks against it)")
+if set(STRATEGIES) != set(STRATEGY_OPTIONS):
+    raise ImportError(f"no strategy is registered for {sorted(set(STRATEGY_OPTIONS) - set(STRATEGIES))}, which "
+                      "unihead.config.STRATEGY_OPTIONS names")
 
-__all__ = ["STRATEGIES", "StageContext", "Strategy", "check_strategy_options", "create_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "ComposedStrategy", "StageContext", "Strategy", "create_strategy", "register_strategy"]

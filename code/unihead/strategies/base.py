@@ -2,13 +2,13 @@
 
 A forgetting strategy is one file in this package that subclasses :class:`Strategy`, overrides two
 or three hooks and registers itself with ``@register_strategy("name")``; the package imports every
-module in it, so nothing else needs editing. Its options are a frozen dataclass ``Options`` whose
-fields (and defaults) are the keys accepted under ``strategies.<name>`` in an experiment config.
+module in it. Its options are the dataclass that :data:`unihead.config.STRATEGY_OPTIONS` names for it
+(the keys accepted under ``strategies.<name>`` in an experiment config, checked when the config is read).
+A run combines any of them (:mod:`unihead.strategies.composed`), so a strategy never builds on another's hooks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,15 +16,10 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from unihead.config import ConfigError, build_section
+from unihead.config import STRATEGY_OPTIONS
 
 LossFn = Callable[[str, Tensor, Any], dict[str, Tensor]]
 """``loss_fn(task, output, target)`` -> named loss terms with ``"total"``, as the engine computes them."""
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A strategy without options."""
 
 
 @dataclass
@@ -35,27 +30,27 @@ class StageContext:
     """Position of the stage in the run (0 for the first task)."""
     task: str
     train_data: Mapping[str, Dataset]
-    """Training set of every task of the run (with training augmentation), by task."""
+    """Training set of every task of the run (with training augmentation), by task: the engine's are
+    :class:`unihead.data.decoded.DecodedDataset` (samples on the training device)."""
     previous_tasks: list[str]
     """Tasks trained in earlier stages, in order."""
     loss_fn: LossFn
     collate: Callable[[list[Any]], tuple[Tensor, Any]]
     batch_size: int
     seed: int
+    is_last: bool = False
+    """Whether this is the run's last stage (no later stage uses what ``after_stage`` keeps of it)."""
 
 
 class Strategy:
-    """Base class: every hook is a no-op, so plain sequential fine-tuning (``none``) overrides nothing.
+    """Base class: every hook is a no-op.
 
     Hooks are called in this order for each stage: ``before_stage`` once; then per training batch
     ``extra_loss`` after the model's forward pass on the batch and before the backward pass;
     ``after_stage`` once after the stage's last epoch, before every task is evaluated.
-    Subclasses call ``super()`` in every hook they override and merge what it returns, so that
-    strategies combine by multiple inheritance (``kd_replay`` is ``kd`` + ``replay``).
     """
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type] = NoOptions
 
     def __init__(self, options: Any, seed: int = 0) -> None:
         self.options = options
@@ -75,7 +70,8 @@ class Strategy:
 
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:
-        """Extra loss terms for the current batch, added to the task's own loss; named ``<strategy>_<term>``.
+        """Extra loss terms for the current batch, added to the task's own loss, by term name; the run
+        logs each as ``<strategy>_<term>``.
 
         ``outputs`` is the model's output on ``images`` for the stage's task (with ``features`` when
         :attr:`needs_features`).
@@ -83,7 +79,9 @@ class Strategy:
         return {}
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
-        """Called once after the last epoch of ``stage``, with the trained model."""
+        """Called once after the last epoch of ``stage``, with the trained model, which it must leave as it is
+        (weights and buffers): the engine scores the stage's task once, before this hook, for both the
+        epoch's validation curve and the stage's row of R."""
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data to restore the strategy on resume (buffers, Fisher, teacher weights)."""
@@ -97,9 +95,13 @@ STRATEGIES: dict[str, type[Strategy]] = {}
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator adding a strategy to the registry under ``name``."""
+    """Class decorator adding a strategy to the registry under ``name``, a key of ``STRATEGY_OPTIONS``."""
 
     def decorate(cls: type[Strategy]) -> type[Strategy]:
+        if name not in STRATEGY_OPTIONS:
+            raise ValueError(f"strategy {name!r} ({cls.__module__}) has no options class in "
+                             f"unihead.config.STRATEGY_OPTIONS: add one there (the Snakefile checks names and options "
+                             "against it)")
         if name in STRATEGIES:
             raise ValueError(f"strategy {name!r} is registered twice ({STRATEGIES[name].__module__}, {cls.__module__})")
         cls.name = name
@@ -107,24 +109,3 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
         return cls
 
     return decorate
-
-
-def create_strategy(name: str, options: Mapping[str, Any] | None = None, seed: int = 0) -> Strategy:
-    """The registered strategy ``name`` with its options validated (errors name ``strategies.<name>.<key>``)."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r} (config key 'strategies.{name}' or the run name); "
-                          f"registered strategies: {sorted(STRATEGIES)}")
-    cls = STRATEGIES[name]
-    return cls(build_section(cls.Options, dict(options or {}), f"strategies.{name}"), seed=seed)
-
-
-def check_strategy_options(strategies: Mapping[str, Mapping[str, Any] | None]) -> None:
-    """Validate every configured strategy's options (``strategies.<name>`` of a config), so that a bad value
-    stops the workflow's first job, not a training job after the data is built."""
-    for name, options in strategies.items():
-        create_strategy(name, options)
-
-
-def options_of(name: str) -> dict[str, Any]:
-    """The default options of a registered strategy (for documentation and provenance)."""
-    return dataclasses.asdict(STRATEGIES[name].Options())

@@ -1,4 +1,4 @@
-"""Distillation from a frozen previous-stage teacher, shared by ``lwf``, ``kd`` and ``kd_replay``."""
+"""Distillation from a frozen previous-stage teacher, shared by ``lwf`` and ``kd``."""
 
 from __future__ import annotations
 
@@ -7,23 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihead.detection import CLASS_START, OBJECTNESS, detection_head_type
+from unihead.detection import OBJECTNESS
+from unihead.detection_codecs import codec_for_output
+from unihead.distributions import softmax_kl_per_position
 from unihead.models import batchnorm_layers
 from unihead.strategies.base import StageContext, Strategy
 from unihead.tasks import DET
 
 BOX_CHANNELS = slice(0, OBJECTNESS)
-
-
-def softmax_kl_per_position(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
-    """Hinton's KL(teacher || student) of the temperature-softened distributions over ``dim``, times T^2,
-    at every other position (the input's shape without ``dim``)."""
-    log_s = F.log_softmax(student / temperature, dim=dim)
-    log_t = F.log_softmax(teacher / temperature, dim=dim)
-    return F.kl_div(log_s, log_t, log_target=True, reduction="none").sum(dim=dim) * temperature**2
 
 
 def softmax_kl(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
@@ -47,21 +40,17 @@ def output_distillation(task: str, student: Tensor, teacher: Tensor, temperature
     """Distillation loss between one head's outputs of student and teacher (zero when they are equal).
 
     Classification and segmentation: softened KL over classes. Detection: Bernoulli KL on the
-    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels
-    (softened KL for the ``logits`` head, squared error of the regressed class index for ``paper``)
-    a mean over cells weighted by the teacher's objectness probability: a background cell's box and
-    class outputs are never used, and matching them would only pull the student towards noise.
+    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels (the
+    head type's :meth:`~unihead.detection_codecs.DetectionCodec.class_distillation`) a mean over cells
+    weighted by the teacher's objectness probability: a background cell's box and class outputs are
+    never used, and matching them would only pull the student towards noise.
     """
     if task != DET:
         return softmax_kl(student, teacher, temperature)
     weights = teacher[:, OBJECTNESS].sigmoid()
     loss = bernoulli_kl(student[:, OBJECTNESS], teacher[:, OBJECTNESS], temperature)
     box = (student[:, BOX_CHANNELS].sigmoid() - teacher[:, BOX_CHANNELS].sigmoid()).pow(2).mean(dim=1)
-    classes = slice(CLASS_START, None)
-    if detection_head_type(student.shape[1]) == "logits":
-        cls = softmax_kl_per_position(student[:, classes], teacher[:, classes], temperature)
-    else:
-        cls = (student[:, classes] - teacher[:, classes]).pow(2).mean(dim=1)
+    cls = codec_for_output(student).class_distillation(student, teacher, temperature)
     return loss + weighted_mean(box, weights) + weighted_mean(cls, weights)
 
 
@@ -78,7 +67,7 @@ class TeacherStrategy(Strategy):
         self.old_tasks: list[str] = []
 
     def output_tasks(self, stage: StageContext) -> list[str]:
-        return [*super().output_tasks(stage), *(t for t in self.old_tasks if t != stage.task)]
+        return [t for t in self.old_tasks if t != stage.task]
 
     def teacher_outputs(self, model: nn.Module, images: Tensor, stage: StageContext,
                         features: bool = False) -> dict[str, Any]:
@@ -100,18 +89,14 @@ class TeacherStrategy(Strategy):
         return sum(output_distillation(t, outputs[t], teacher[t], temperature) for t in tasks)
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
-        super().after_stage(model, stage)
         self.teacher = _frozen_copy(model)
         self.old_tasks = [*stage.previous_tasks, stage.task]
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["teacher"] = None if self.teacher is None else self.teacher.state_dict()
-        state["old_tasks"] = list(self.old_tasks)
-        return state
+        return {"teacher": None if self.teacher is None else self.teacher.state_dict(),
+                "old_tasks": list(self.old_tasks)}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
-        super().load_state_dict(state, model)
         self.old_tasks = list(state["old_tasks"])
         self.teacher = None
         if state["teacher"] is not None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from unihead.config import bounded, check_fields
+from unihead.config import EWCOptions
 from unihead.likelihood import sampled_log_likelihood
 from unihead.strategies.base import StageContext, Strategy, register_strategy
 
@@ -94,20 +93,9 @@ class ElasticWeightConsolidation(Strategy):
     mean 1 (:func:`normalised`) before it is added (:func:`accumulate`).
     """
 
-    @dataclass(frozen=True)
-    class Options:
-        penalty_weight: float = field(default=1.0, metadata=bounded(0))
-        """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
-        best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
-        fisher_samples: int = field(default=200, metadata=bounded(1))
-        """Training inputs of each finished task whose squared scores make its Fisher."""
-        decay: float = field(default=1.0, metadata=bounded(0, 1))
-        """Online EWC: F <- decay * F_old + F_new (1.0 sums the tasks' normalised Fishers)."""
+    options: EWCOptions
 
-        def __post_init__(self) -> None:
-            check_fields(self)
-
-    def __init__(self, options: Any, seed: int = 0) -> None:
+    def __init__(self, options: EWCOptions, seed: int = 0) -> None:
         super().__init__(options, seed)
         self.fisher: dict[str, Tensor] = {}
         self.anchor: dict[str, Tensor] = {}
@@ -126,20 +114,18 @@ class ElasticWeightConsolidation(Strategy):
 
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:
-        terms = super().extra_loss(model, images, outputs, stage)
-        if self.fisher:
-            terms["ewc_penalty"] = self.penalty(model)
-        return terms
+        return {"penalty": self.penalty(model)} if self.fisher else {}
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
-        super().after_stage(model, stage)
+        """Adds the finished task's Fisher and anchors the weights, unless no stage follows to use them."""
+        if stage.is_last:
+            return
         new = normalised(fisher_diagonal(model, stage, self.options.fisher_samples))
         self.fisher = accumulate(self.fisher, new, self.options.decay)
         self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.fisher}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "fisher": self.fisher, "anchor": self.anchor}
+        return {"fisher": self.fisher, "anchor": self.anchor}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
-        super().load_state_dict(state, model)
         self.fisher, self.anchor = dict(state["fisher"]), dict(state["anchor"])

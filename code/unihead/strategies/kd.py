@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihead.config import bounded, check_fields
+from unihead.config import KDOptions
 from unihead.models import FEATURES
 from unihead.strategies.base import StageContext, register_strategy
 from unihead.strategies.distill import TeacherStrategy
@@ -41,15 +40,7 @@ def feature_distillation(student: Mapping[str, Tensor], teacher: Mapping[str, Te
 class KnowledgeDistillation(TeacherStrategy):
     """Logit KL on the old tasks' heads plus FPN-feature and attention-map matching, each weighted."""
 
-    @dataclass(frozen=True)
-    class Options:
-        temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
-        logit_weight: float = field(default=1.0, metadata=bounded(0))
-        feature_weight: float = field(default=1.0, metadata=bounded(0))
-        attention_weight: float = field(default=1.0, metadata=bounded(0))
-
-        def __post_init__(self) -> None:
-            check_fields(self)  # every field, those of kd_replay's other parent (replay) too
+    options: KDOptions
 
     @property
     def needs_features(self) -> bool:
@@ -57,14 +48,14 @@ class KnowledgeDistillation(TeacherStrategy):
 
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:
-        terms = super().extra_loss(model, images, outputs, stage)
         if self.teacher is None:
-            return terms
+            return {}
+        terms: dict[str, Tensor] = {}
         teacher = self.teacher_outputs(model, images, stage, features=True)
         logits = self.distil_outputs(outputs, teacher, stage, self.options.temperature)
         if logits is not None:
-            terms["kd_logits"] = self.options.logit_weight * logits
+            terms["logits"] = self.options.logit_weight * logits
         feature, attention = feature_distillation(outputs[FEATURES], teacher[FEATURES])
-        terms["kd_features"] = self.options.feature_weight * feature
-        terms["kd_attention"] = self.options.attention_weight * attention
+        terms["features"] = self.options.feature_weight * feature
+        terms["attention"] = self.options.attention_weight * attention
         return terms

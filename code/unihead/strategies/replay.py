@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from unihead.config import bounded, check_fields
+from unihead.config import ReplayOptions
 from unihead.data.collate import to_device
 from unihead.strategies.base import StageContext, Strategy, register_strategy
 
@@ -57,24 +56,14 @@ class Replay(Strategy):
     """Keeps ``capacity`` training samples (as dataset indices) of every finished task; each step of a
     later stage also trains on ``batch_size`` of them per old task, with that task's own loss."""
 
-    @dataclass(frozen=True)
-    class Options:
-        capacity: int = field(default=50, metadata=bounded(1))
-        """Samples kept per previous task (the paper: 50)."""
-        batch_size: int = field(default=4, metadata=bounded(1))
-        """Replayed samples per previous task in each training step."""
-        weight: float = field(default=1.0, metadata=bounded(0))
+    options: ReplayOptions
 
-        def __post_init__(self) -> None:
-            check_fields(self)
-
-    def __init__(self, options: Any, seed: int = 0) -> None:
+    def __init__(self, options: ReplayOptions, seed: int = 0) -> None:
         super().__init__(options, seed)
         self.buffers: dict[str, ReservoirBuffer] = {}
 
     def after_stage(self, model: nn.Module, stage: StageContext) -> None:
         """Streams the finished task's training set through a fresh reservoir in a seeded order."""
-        super().after_stage(model, stage)
         seed = stage.seed * 1000 + stage.index
         buffer = ReservoirBuffer(self.options.capacity, seed)
         order = torch.randperm(len(stage.train_data[stage.task]), generator=torch.Generator().manual_seed(seed))
@@ -84,7 +73,7 @@ class Replay(Strategy):
 
     def extra_loss(self, model: nn.Module, images: Tensor, outputs: Mapping[str, Any],
                    stage: StageContext) -> dict[str, Tensor]:
-        terms = super().extra_loss(model, images, outputs, stage)
+        terms: dict[str, Tensor] = {}
         for task, buffer in self.buffers.items():
             if task == stage.task:
                 continue
@@ -93,12 +82,11 @@ class Replay(Strategy):
             old_images = old_images.to(images.device)
             output = model(old_images, tasks=[task])[task]
             loss = stage.loss_fn(task, output, to_device(old_targets, images.device))["total"]
-            terms[f"replay_{task}"] = self.options.weight * loss
+            terms[task] = self.options.weight * loss
         return terms
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "buffers": {t: b.state_dict() for t, b in self.buffers.items()}}
+        return {"buffers": {t: b.state_dict() for t, b in self.buffers.items()}}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
-        super().load_state_dict(state, model)
         self.buffers = {t: ReservoirBuffer.from_state_dict(b) for t, b in state["buffers"].items()}

@@ -1,0 +1,82 @@
+"""What each job of the workflow reads: the slice of the experiment config it depends on.
+
+The workflow writes each slice into the file its job reads (Snakemake reruns a job when the slice it
+carries as ``params`` changes, see ``workflow/rules/config.smk``), so a job reruns only when something
+it reads changes: editing ``threshold`` reruns the forgetting tables and the report, not the data or a
+training run; adding a seed trains only that seed's runs; editing one strategy's options retrains only
+the runs that use that strategy. Each slice is itself a valid config file: the experiment YAML
+restricted to the keys the job reads (a :class:`~unihead.config.RunConfig` for a training job). Imports
+no torch, so the Snakefile can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from unihead.config import STRATEGY_OPTIONS, ExperimentConfig, RunConfig, apply_variant, build_section, config_to_dict
+from unihead.runs import strategy_components
+
+
+def data_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead prepare`` reads: the data section (source, root, synthetic and official settings)."""
+    return {"data": dataclasses.asdict(config.data)}
+
+
+def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> RunConfig:
+    """What ``unihead train`` reads for one run and seed (of the experiment's ``variant``, whose overrides are
+    applied first): the model, data, train and eval sections, the options of the run's own strategies
+    (defaults filled in, so spelling out a default changes nothing), the seed and the variant's name."""
+    if variant is not None:
+        config = apply_variant(config, variant)
+    strategies = {name: dataclasses.asdict(build_section(STRATEGY_OPTIONS[name], config.strategies.get(name),
+                                                         f"strategies.{name}"))
+                  for name in strategy_components(run)}
+    return RunConfig(experiment=config.name, run=run, seed=seed, variant=variant, model=config.model,
+                     data=config.data, train=config.train, eval=config.eval, strategies=strategies)
+
+
+def run_scope(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> dict[str, Any]:
+    """:func:`run_config` as the plain data of the run's config file."""
+    return config_to_dict(run_config(config, run, seed, variant))
+
+
+def _variants(config: ExperimentConfig) -> dict[str, Any]:
+    """The variants' overrides as a slice's ``workflow`` section; nothing (the slice as without variants) when
+    the experiment has none."""
+    return {"workflow": {"variants": config.workflow.variants}} if config.workflow.variants else {}
+
+
+def forgetting_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead forgetting`` reads: how a drop is judged, and which variants, runs and seeds must be
+    present (the variants' names: their overrides are the training jobs' concern, and a config slice without
+    the sections they override could not validate them)."""
+    workflow = config.workflow
+    names = {"variants": {name: {} for name in workflow.variants}} if workflow.variants else {}
+    return {"name": config.name, "threshold": config.threshold, "threshold_rule": config.threshold_rule,
+            "learned_margin": config.learned_margin,
+            "workflow": {"seeds": workflow.seeds, "strategies": workflow.strategies, "baselines": workflow.baselines,
+                         **names}}
+
+
+def report_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead report`` reads besides the runs and the forgetting tables: what the captions say about
+    the data, resolution, weights and schedule, and the model (its size, the qualitative panel); with
+    variants, their overrides (each variant's model and caption)."""
+    return {"name": config.name, "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+            "train": dataclasses.asdict(config.train), "eval": dataclasses.asdict(config.eval),
+            **_variants(config)}
+
+
+def benchmark_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead benchmark`` reads: the model, the image size, and how training batches and computes; with
+    variants, their overrides (each variant's model is measured on its own)."""
+    train = config.train
+    return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size},
+            "train": {"batch_size": train.batch_size, "device": train.device, "precision": train.precision,
+                      "deterministic": train.deterministic}, **_variants(config)}
+
+
+def readme_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead readme`` reads: the experiment's name (it selects the README's markers)."""
+    return {"name": config.name}

@@ -1,0 +1,45 @@
+# The slice of the config each job reads (code/unihead/scopes.py), written into the file the job is given.
+# A job depends on its slice only: Snakemake reruns a job whose params changed, so editing the threshold
+# reruns the forgetting tables and the report but no training, and a new seed trains only that seed's runs.
+
+SCOPES = {
+    "data": data_scope,
+    "forgetting": forgetting_scope,
+    "report": report_scope,
+    "benchmark": benchmark_scope,
+    "readme": readme_scope,
+}
+JOB_CONFIG = f"{RESULTS}/config/{{job}}.yaml"
+RUN_CONFIG = f"{RUN_DIR}/run.yaml"
+
+
+rule job_config:
+    """The config keys one job reads (data preparation, forgetting tables, report, latency, README)."""
+    output:
+        JOB_CONFIG,
+    params:
+        values=lambda wildcards: SCOPES[wildcards.job](EXPERIMENT),
+    log:
+        f"{RESULTS}/logs/config/{{job}}.log",
+    wildcard_constraints:
+        job="|".join(SCOPES),
+    run:
+        write_yaml(output[0], params.values, log[0])
+
+
+rule run_config:
+    """What one training run reads: model, data, train and eval (its variant's overrides applied), its own
+    strategies' options, its seed."""
+    output:
+        RUN_CONFIG,
+    params:
+        values=lambda wildcards: run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed), wildcards.get("variant")),
+    log:
+        f"{RESULTS}/logs/config/{RUN_ID}-seed{{seed}}.log",
+    run:
+        write_yaml(output[0], params.values, log[0])
+
+
+localrules:
+    job_config,
+    run_config,
