@@ -15,7 +15,7 @@ from unihead.config import ConfigError, apply_variant, config_from_dict, load_co
 from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
 from unihead.report.build import provenance_line
 from unihead.report.tables import final_metrics, forgetting_display
-from unihead.scopes import forgetting_scope, benchmark_scope, report_scope, run_config, run_scope
+from unihead.scopes import benchmark_scope, forgetting_scope, report_scope, run_config, run_scope
 from unihead.sources.manifest import MANIFEST
 
 REPO = Path(__file__).resolve().parents[1]

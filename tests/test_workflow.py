@@ -335,3 +335,11 @@ def test_an_edit_plans_only_the_jobs_that_read_it(tiny_workflow, edit, expected)
     each job reads its own slice of the config (code/unihead/scopes.py)."""
     work, _ = tiny_workflow
     assert planned_jobs(work, *edit) == expected
+
+
+def test_the_paper_target_of_another_experiment_says_which_experiment_has_the_paper():
+    proc = snakemake("paper", "--cores", "1", "--configfile", "workflow/config/demo.yaml")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "MissingRule" not in output
+    assert ("`snakemake paper` builds paper/main.pdf from the report of the experiment whose workflow.report_dir is "
+            "'paper' (workflow/config/paper.yaml); experiment 'demo' reports into 'results/demo/report'") in output

@@ -26,4 +26,4 @@ rule train:
         runtime=EXPERIMENT.workflow.runtime_minutes,
     shell:
         "python -m unihead train --config {input.config:q} --manifest {input.manifest:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} 2>&1 | tee {log:q}"  # each epoch's line on the terminal too, as it ends

@@ -52,6 +52,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+PRINT_FLUSHED = partial(print, flush=True)
+"""A run's default log: each line reaches the job's log (and the terminal) as it is written."""
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
@@ -59,7 +63,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 class Run:
     """Everything one run needs, built from its run config."""
 
-    def __init__(self, config: RunConfig, out_dir: Path, log: Callable[[str], None] = print,
+    def __init__(self, config: RunConfig, out_dir: Path, log: Callable[[str], None] = PRINT_FLUSHED,
                  manifest: Path | None = None) -> None:
         spec = run_spec(config, config.run, config.seed)
         self.config, self.spec, self.out_dir, self.log = config, spec, out_dir, log
