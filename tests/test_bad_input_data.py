@@ -248,8 +248,8 @@ ALREADY_REFUSED = [
              _coco("val", lambda d: d["annotations"][0].update(category_id=3)),
              r"val/annotations.json: annotation 1 has category id 3, which no category entry has"),
     BadInput("splits that number categories differently", "det", "train", _coco("val", _swap_category_names),
-             r"train/annotations.json and .*val/annotations.json disagree on category id 1: 'person' vs "
-             r"'parking meter'"),
+             r"train/annotations.json and .*val/annotations.json disagree on category id 1: 'hue 0' vs "
+             r"'hue 36'"),
     BadInput("box of negative height", "det", "train", _bbox_1(3, -4),
              r"train/annotations.json: annotation 1 has box \[\d+, \d+, \d+, -4\] of size \d+x-4; expected a "
              r"positive width and height"),

@@ -169,8 +169,12 @@ def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
     assert "nan" not in display.to_markdown()
     absolute = forgetting_display(summary, Verdict(0.05, "absolute"))
     assert absolute.loc[0, "Drop/stage (points)"] == "30.0"
-    assert "at most 5 points" in forgetting_caption(Verdict(0.05, "absolute"))
-    assert "'not learned': the baseline is less than 5 points above" in forgetting_caption(Verdict())
+    assert "at most 5 points" in forgetting_caption(Verdict(0.05, "absolute"), 3)
+    assert "'not learned': the baseline is less than 5 points above" in forgetting_caption(Verdict(), 3)
+    assert "(scores x100, mean ± std over 3 seeds)" in forgetting_caption(Verdict(), 3)
+    assert "seed-averaged scores (± the std of the per-seed drops); it decides" in forgetting_caption(Verdict(), 3)
+    one_seed = forgetting_caption(Verdict(), 1)
+    assert "(scores x100, one seed, so no std)" in one_seed and "±" not in one_seed
 
 
 def test_without_a_single_baseline_when_allowed_its_columns_are_empty(tmp_path):

@@ -314,7 +314,7 @@ def _recorded(results: Results, key: str) -> dict[str, str]:
     distinct values of a name joined by ' / '."""
     values: dict[str, set[str]] = {}
     for run in results.runs:
-        recorded = run["provenance"][key]
+        recorded = run["provenance"].get(key, "not recorded")
         for name, value in (recorded.items() if isinstance(recorded, dict) else [(key, recorded)]):
             values.setdefault(name, set()).add(str(value))
     return {name: " / ".join(sorted(found)) for name, found in sorted(values.items())}
@@ -328,7 +328,7 @@ def _provenance_findings(reference: Results, mine: Results) -> list[Finding]:
     findings = [Finding(WARNING, "versions", f"{', '.join(differ)}. The numbers are judged by their tolerance, "
                         "but bit-identical numbers are not to be expected") if differ else
                 Finding(SAME, "versions", ", ".join(f"{name} {version}" for name, version in ref.items()))]
-    for key, topic in (("device", "device"), ("git_commit", "code commit")):
+    for key, topic in (("device", "device"), ("cpu_capability", "CPU kernels"), ("git_commit", "code commit")):
         ref_value, own_value = _recorded(reference, key)[key], _recorded(mine, key)[key]
         findings.append(Finding(SAME, topic, ref_value) if ref_value == own_value else
                         Finding(NOTE, topic, f"{ref_value} (reference) vs {own_value} (mine)"))

@@ -59,6 +59,9 @@ def provenance(config: dict[str, Any], seed: int, data_root: Path, manifest: Pat
         "data_manifest": str(manifest),
         "data_manifest_sha256": manifest_hash(manifest),
         "device": device_description(device),
+        # the CPU kernels PyTorch picked (e.g. AVX2, AVX512): the same seed, versions and kernels give
+        # bit-identical CPU runs, other kernels may round differently
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "host": socket.gethostname(),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

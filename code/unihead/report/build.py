@@ -17,7 +17,7 @@ from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, run_groups, write_tables
 
 DATA_DESCRIPTIONS = {
-    "synthetic": "synthetic data ({root})",
+    "synthetic": "SYNTHETIC data (coloured shapes, not the paper's datasets; {root})",
     "folder": "real data from the folder {root}",
     "official": "Mini-VOC-Seg, Mini-COCO-Det and Imagenette-160 built from the official VOC 2012, COCO 2017 "
                 "and Imagenette archives ({root})",
@@ -89,21 +89,21 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
                            line, label_prefix)
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
-    written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics")
+    written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics", line)
     if sequence:
-        written += figures.save(figures.stages_figure(sequence), figure_dir, "stages")
-        written += figures.save(figures.r_heatmaps_figure(sequence), figure_dir, "r_matrices")
+        written += figures.save(figures.stages_figure(sequence), figure_dir, "stages", line)
+        written += figures.save(figures.r_heatmaps_figure(sequence), figure_dir, "r_matrices", line)
         first_seed = min(run["run"]["seed"] for run in sequence)
         histories: dict[str | None, dict[str, Path]] = {}
         for (variant, name), group in run_groups(sequence).items():
             for run in group:
                 if run["run"]["seed"] == first_seed:
                     histories.setdefault(variant, {})[name] = Path(run["path"]).with_name("history.csv")
-        written += figures.save(figures.training_curves_figure(histories), figure_dir, "training_curves")
+        written += figures.save(figures.training_curves_figure(histories), figure_dir, "training_curves", line)
         shown = sequence[-1]
         weights = Path(shown["path"]).with_name("model.pt")
         variant = "" if variant_of(shown) is None else f", variant {variant_of(shown)}"
-        title = f"{shown['run']['name']} (seed {shown['run']['seed']}{variant}) after all stages. {line}"
+        title = f"{shown['run']['name']} (seed {shown['run']['seed']}{variant}) after all stages"
         written += figures.save(qualitative_figure(configs[variant_of(shown)], weights, title), figure_dir,
-                                "qualitative")
+                                "qualitative", line)
     return written

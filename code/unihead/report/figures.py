@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,10 @@ LINES = ["-", "--", ":", "-."]
 GREYSCALE_SAFE_CMAP = "viridis"
 
 
-def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
+def save(figure: Figure, out_dir: Path, name: str, caption: str) -> list[Path]:
+    """Write ``figure`` as ``name``.pdf and .png, with ``caption`` (which data, resolution and weights produced
+    it) printed under it, so the figure says so wherever it is shown."""
+    figure.text(0.0, 0.0, textwrap.fill(caption, 160), fontsize=6, va="top", ha="left")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
     figure.savefig(paths[0], bbox_inches="tight")
@@ -40,7 +44,8 @@ def by_variant(table: pd.DataFrame) -> dict[str | None, pd.DataFrame]:
 
 
 def final_metrics_figure(final: pd.DataFrame) -> Figure:
-    """Bars: final primary metric per task and run, error bars = std over seeds; one panel per variant."""
+    """Bars: final primary metric per task and run, error bars = std over seeds (none with one seed); a dotted
+    line across each task's bars at its chance score; one panel per variant."""
     panels = by_variant(final[final["primary"]])
     figure = Figure(figsize=(7.5, 3.4 if len(panels) == 1 else 2.6 * len(panels)))
     axes = figure.subplots(len(panels), 1, sharey=True, squeeze=False)[:, 0]
@@ -52,10 +57,15 @@ def final_metrics_figure(final: pd.DataFrame) -> Figure:
             rows = primary[primary["run"] == run].set_index("task")
             x = [tasks.index(t) + (i - (len(runs) - 1) / 2) * width for t in rows.index if t in tasks]
             means = [100 * rows.loc[t, "mean"] for t in rows.index if t in tasks]
-            stds = [0.0 if math.isnan(rows.loc[t, "std"]) else 100 * rows.loc[t, "std"] for t in rows.index
-                    if t in tasks]
-            axis.bar(x, means, width, yerr=stds, capsize=2, label=run_label(run), hatch=HATCHES[i % len(HATCHES)],
+            stds = [100 * rows.loc[t, "std"] for t in rows.index if t in tasks]
+            errors = None if all(math.isnan(std) for std in stds) else [0.0 if math.isnan(v) else v for v in stds]
+            axis.bar(x, means, width, yerr=errors, capsize=2, label=run_label(run), hatch=HATCHES[i % len(HATCHES)],
                      edgecolor="black", linewidth=0.6)
+        for j, task in enumerate(tasks):
+            chance = primary[primary["task"] == task]["chance"].dropna()
+            if len(chance):
+                axis.hlines(100 * chance.iloc[0], j - 0.45, j + 0.45, colors="black", linestyles=":", linewidth=1.2,
+                            label="chance" if j == 0 else None)
         axis.set_xticks(range(len(tasks)), [TASK_LABELS[t] for t in tasks])
         axis.set_ylabel("final score (x100)")
         axis.grid(axis="y", alpha=0.3)
@@ -70,8 +80,9 @@ def final_metrics_figure(final: pd.DataFrame) -> Figure:
 
 
 def stages_figure(runs: list[dict]) -> Figure:
-    """Each task's primary metric after every stage, one line per strategy (mean over seeds); one row of
-    panels per variant."""
+    """Each task's primary metric after every stage, one line per strategy (mean over seeds), a dotted line at
+    the task's chance score; one row of panels per variant."""
+    chance = {task: 100 * score for run in runs for task, score in zip(run["eval_tasks"], run["chance"], strict=True)}
     panels = by_variant(r_matrices(runs))
     tasks = [t for t in TASK_LABELS if any(t in set(m["task"]) for m in panels.values())]
     figure = Figure(figsize=(3.2 * len(tasks), 3.0 * len(panels)))
@@ -84,6 +95,8 @@ def stages_figure(runs: list[dict]) -> Figure:
                 axis.plot(range(len(rows)), 100 * rows["mean"], marker=MARKERS[i % len(MARKERS)],
                           linestyle=LINES[i % len(LINES)], label=run)
                 axis.set_xticks(range(len(rows)), list(rows["stage"]), rotation=30, fontsize=7)
+            if task in chance:
+                axis.axhline(chance[task], color="black", linestyle=":", linewidth=1.0, label="chance")
             axis.set_title(TASK_LABELS[task] if variant is None else f"{TASK_LABELS[task]}, variant {variant}",
                            fontsize=9)
             axis.set_xlabel("evaluated after stage")
@@ -101,8 +114,9 @@ def r_heatmaps_figure(runs: list[dict]) -> Figure:
     names = list(dict.fromkeys(matrices[keys].itertuples(index=False, name=None)))
     columns = min(3, len(names))
     rows_n = math.ceil(len(names) / columns)
-    figure = Figure(figsize=(3.3 * columns, 2.8 * rows_n))
-    axes = figure.subplots(rows_n, columns, squeeze=False, gridspec_kw={"hspace": 0.45})  # titles clear the ticks
+    figure = Figure(figsize=(3.3 * columns, 3.3 * rows_n))
+    # room between rows for the two-line task names under a panel and the title of the panel below
+    axes = figure.subplots(rows_n, columns, squeeze=False, gridspec_kw={"hspace": 0.8})
     for axis in axes.flat[len(names):]:
         axis.axis("off")
     for axis, name in zip(axes.flat, names, strict=False):

@@ -61,15 +61,23 @@ def _cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str
 
 
 def final_metrics(runs: list[dict]) -> pd.DataFrame:
-    """Final value of every metric of every task, mean and std over seeds, per run name (and variant)."""
+    """Final value of every metric of every task, mean and std over seeds, per run name (and variant); beside
+    each primary metric its chance score (the same val set for every seed; NaN for the other metrics)."""
     rows = []
     for (variant, name), group in run_groups(runs).items():
-        for task in group[0]["eval_tasks"]:
+        for index, task in enumerate(group[0]["eval_tasks"]):
             for metric in group[0]["final"][task]:
                 mean, std = _mean_std([run["final"][task][metric] for run in group])
+                primary = metric == group[0]["primary_metric"][task]
                 rows.append({**_variant_cells(variant), "run": name, "task": task, "metric": metric, "mean": mean,
-                             "std": std, "seeds": len(group), "primary": metric == group[0]["primary_metric"][task]})
+                             "std": std, "seeds": len(group), "primary": primary,
+                             "chance": group[0]["chance"][index] if primary else math.nan})
     return pd.DataFrame(rows)
+
+
+def over_seeds(seeds: int) -> str:
+    """How a caption says what a cell holds: a mean and std over several seeds, or one seed's value."""
+    return f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed, so no std"
 
 
 def r_matrices(runs: list[dict]) -> pd.DataFrame:
@@ -117,7 +125,9 @@ def _with_variant(table: pd.DataFrame, numbers: pd.DataFrame) -> pd.DataFrame:
 def compute_caption(benchmarks: dict[str | None, dict[str, Any]]) -> str:
     """What the compute table shows, with the conditions the inference latency was measured under (those of
     the first variant's measurement; the variants' measurements differ only in the model)."""
-    caption = "Model size, training time and throughput per run"
+    caption = ("Model size, training time and throughput per run (training minutes and images/s as the workflow's "
+               "training jobs measured them, on a machine they shared with each other: timings under load, not "
+               "benchmarks)")
     if not benchmarks:
         return caption + "."
     first = next(iter(benchmarks.values()))
@@ -163,13 +173,14 @@ def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
     return _with_variant(out.reset_index(drop=True), rows)
 
 
-def forgetting_caption(verdict: Verdict) -> str:
+def forgetting_caption(verdict: Verdict, seeds: int) -> str:
     """What the forgetting table shows and how its verdicts are decided."""
     threshold = f"{100 * verdict.threshold:g} points" if verdict.rule == "absolute" else f"{100 * verdict.threshold:g}%"
-    return ("Forgetting per strategy and task (scores x100, mean ± std over seeds). Drop/stage is measured from the "
+    spread = " (± the std of the per-seed drops)" if seeds > 1 else ""
+    return (f"Forgetting per strategy and task (scores x100, {over_seeds(seeds)}). Drop/stage is measured from the "
             "task's score right after its own stage, Drop/single from the single-task baseline of the same seed. "
-            f"The drop shown is the {DROP_NAMES[verdict.rule]}, computed from the seed-averaged scores (± the std of "
-            f"the per-seed drops); it decides the verdict: pass at a drop of at most {threshold}. "
+            f"The drop shown is the {DROP_NAMES[verdict.rule]}, computed from the seed-averaged scores{spread}; it "
+            f"decides the verdict: pass at a drop of at most {threshold}. "
             f"'not learned': the baseline is less than {100 * verdict.learned_margin:g} points above the task's "
             "chance score (Chance), so there was nothing to keep; n/a: no baseline (the task trained last has no "
             "drop from its own stage). Intransigence: single-task baseline minus the score right after the task's "
@@ -235,15 +246,16 @@ def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_
     forgetting rule's table judged by ``verdict``; ``parameters`` and ``benchmarks`` are by variant (see
     :func:`compute`)."""
     final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, benchmarks)
+    seeds = len({run["run"]["seed"] for run in runs})
     tables = {
         "final_metrics": (final, _final_display(final), not has_variants(runs),
-                          "Final metrics (x100) per strategy, mean ± std over seeds."),
-        "forgetting": (summary, forgetting_display(summary, verdict), False, forgetting_caption(verdict)),
+                          f"Final metrics (x100) per strategy, {over_seeds(seeds)}."),
+        "forgetting": (summary, forgetting_display(summary, verdict), False, forgetting_caption(verdict, seeds)),
         "continual": (summary[summary["task"] == "all"], _continual_display(summary), False,
                       "Continual-learning summaries (x100): average final score, backward transfer, average "
                       "forgetting."),
         "r_matrices": (matrices, _r_display(matrices), False,
-                       "Accuracy matrix R (x100): each task's primary metric after each stage."),
+                       f"Accuracy matrix R (x100): each task's primary metric after each stage, {over_seeds(seeds)}."),
         "compute": (cost, _compute_display(cost), False, compute_caption(benchmarks)),
     }
     paths = []

@@ -116,7 +116,9 @@ def write_detection(root: Path, split: str, count: int, size: int, rng: np.rando
         file_name = f"{image_id:012d}.jpg"
         _save_jpeg(image, root / split / "images" / file_name)
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
-    categories = [{"id": cid, "name": name, "supercategory": "synthetic"} for cid, name in COCO_CATEGORIES]
+    # Mini-COCO-Det's category ids, named by what a class is here: its colour's hue (CLASS_COLOURS)
+    categories = [{"id": cid, "name": f"hue {label * 36}", "supercategory": "synthetic"}
+                  for label, (cid, _) in enumerate(COCO_CATEGORIES)]
     document = {"info": {"description": "unihead synthetic detection data"}, "images": images,
                 "annotations": annotations, "categories": categories}
     (root / split / "annotations.json").write_text(json.dumps(document, indent=1) + "\n")
