@@ -5,6 +5,8 @@
 # libraries of PyTorch's CUDA build (all inside the image but the driver's), and the tiny workflow
 # (`snakemake --cores 2 --configfile workflow/config/test.yaml`) end to end with its outputs checked.
 # Run by tests/test_image.py (podman, from .ci/run as root) and by .github/workflows/image.yml (docker).
+# Exits 77 when this machine cannot build the image (PyPI, or both Docker Hub and the Debian mirror, out of
+# reach); the test then skips with that reason.
 #
 # Environment (all optional):
 #   ENGINE         podman (the default where installed; run with runc and explicit ulimits) or docker
@@ -41,12 +43,24 @@ local_debian_base() {
     echo "$name"
 }
 
+cannot_build_here() {
+    # Exit 77: this machine cannot build the image (a registry or mirror out of reach), which says nothing
+    # about the image; tests/test_image.py skips with this reason.
+    say "cannot build here: $*"
+    exit 77
+}
+
 if [ "${BUILD:-1}" = 1 ]; then
     default_base="$(sed -n 's/^ARG BASE_IMAGE=//p' containers/Dockerfile)"
     base="${BASE_IMAGE:-$default_base}"
+    reachable https://pypi.org/simple/pip/ || cannot_build_here "PyPI (https://pypi.org) cannot be reached for the image's Python packages"
     if ! "${engine[@]}" image inspect "$base" >/dev/null 2>&1 && ! reachable https://registry-1.docker.io/v2/; then
         case "$base" in
-            debian:*) say "Docker Hub cannot be reached for $base"; base="$(local_debian_base "$base")" ;;
+            debian:*)
+                say "Docker Hub cannot be reached for $base"
+                reachable http://deb.debian.org/debian/ ||
+                    cannot_build_here "neither Docker Hub nor deb.debian.org (for mmdebstrap) can be reached for $base"
+                base="$(local_debian_base "$base")" ;;
             *) say "the base $base is neither local nor reachable"; exit 1 ;;
         esac
     fi

@@ -29,6 +29,8 @@ def test_the_image_runs_the_package_and_the_tiny_workflow_as_its_user():
         pytest.skip("podman is not installed (apt-get install podman runc mmdebstrap)")
     proc = subprocess.run(["bash", "containers/test-image.sh"], cwd=REPO, capture_output=True, text=True,
                           timeout=3000, env={**os.environ, "ENGINE": "podman"})
+    if proc.returncode == 77:  # a registry or mirror out of reach: nothing is known about the image
+        pytest.skip(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "test-image.sh: all checks passed" in proc.stdout
     print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("test-image.sh: ")))

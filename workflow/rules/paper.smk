@@ -10,6 +10,7 @@
 ABLATION_FILES = [
     "paper/ablations/tables/final_metrics.tex",
     "paper/ablations/tables/continual.tex",
+    "paper/ablations/tables/compute.tex",
     "paper/ablations/figures/final_metrics.pdf",
 ]
 
