@@ -4,6 +4,7 @@ today's code produces: a stale reference or block fails here, not in a reviewer'
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import yaml
 
 from unihead.cli import main
-from unihead.config import COMPARE_FLOOR, load_config
+from unihead.config import load_config
 from unihead.report.readme import markers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,12 +52,18 @@ def test_the_reference_holds_no_weights_checkpoints_or_data():
     assert all((REFERENCE / "runs" / run / "history.csv").is_file() for run in runs)
 
 
-def _same_kernels_and_versions(provenance: dict) -> bool:
-    """Whether this machine runs the reference's PyTorch CPU kernels and package versions (then a CPU run of
-    the same seed is bit-identical)."""
-    installed = {name: _version(name) for name in provenance["packages"]}
-    return (provenance.get("cpu_capability") == torch.backends.cpu.get_cpu_capability()
-            and installed == provenance["packages"])
+def _threads(provenance: dict) -> int:
+    """The CPU threads the reference's run used (its device reads ``cpu: <machine>, <N> threads``)."""
+    return int(re.fullmatch(r"cpu: .*, (\d+) threads", provenance["device"]).group(1))
+
+
+def _differences(provenance: dict) -> list[str]:
+    """What differs between the reference run's CPU kernels and package versions and this machine's."""
+    here = torch.backends.cpu.get_cpu_capability()
+    found = [] if provenance.get("cpu_capability") == here else \
+        [f"CPU kernels {provenance.get('cpu_capability')} (reference) vs {here}"]
+    return found + [f"{name} {version} (reference) vs {_version(name)}"
+                    for name, version in provenance["packages"].items() if version != _version(name)]
 
 
 def _version(name: str) -> str | None:
@@ -66,10 +73,17 @@ def _version(name: str) -> str | None:
         return None
 
 
-def test_a_run_of_the_demo_reproduces_its_reference(tmp_path):
-    """Today's code, retraining the demo's baseline-cls from the demo config's own synthetic data, gives the
-    reference's numbers: bit-identical on a machine with the reference's CPU kernels and versions, else within
-    `unihead compare`'s floor."""
+def test_a_run_of_the_demo_reproduces_its_reference_bit_for_bit(tmp_path):
+    """Today's code, retraining the demo's baseline-cls from the demo config's own synthetic data with the
+    reference's thread count, gives the reference's numbers bit for bit, where this machine has the
+    reference's CPU kernels and package versions. Elsewhere nothing is asserted: a from-scratch single-seed
+    run on other kernels may differ by more than `unihead compare`'s floor (one thread instead of two
+    already moves its top-1 by 6 points), which the README says."""
+    reference = json.loads((REFERENCE / "runs" / CHECKED_RUN / "seed0" / "metrics.json").read_text())
+    differences = _differences(reference["provenance"])
+    if differences:
+        pytest.skip(f"not the reference's CPU kernels and versions ({'; '.join(differences)}): bit-identity "
+                    "is not expected")
     values = yaml.safe_load((REPO / "workflow" / "config" / "demo.yaml").read_text())
     values["data"]["root"] = str(tmp_path / "data")
     config = tmp_path / "demo.yaml"
@@ -79,16 +93,15 @@ def test_a_run_of_the_demo_reproduces_its_reference(tmp_path):
     reference_manifest = json.loads((REFERENCE / "data" / "manifest.json").read_text())
     assert json.loads(manifest.read_text())["files"] == reference_manifest["files"], \
         "the synthetic demo data differ from the reference's (results/demo-reference/data/manifest.json)"
-    assert main(["train", "--config", str(config), "--run", CHECKED_RUN, "--seed", "0", "--manifest", str(manifest),
-                 "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(_threads(reference["provenance"]))
+    try:
+        assert main(["train", "--config", str(config), "--run", CHECKED_RUN, "--seed", "0", "--manifest",
+                     str(manifest), "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     mine = json.loads((out / "metrics.json").read_text())
-    reference = json.loads((REFERENCE / "runs" / CHECKED_RUN / "seed0" / "metrics.json").read_text())
-    if _same_kernels_and_versions(reference["provenance"]):
-        assert (mine["R"], mine["final"]) == (reference["R"], reference["final"])
-    else:
-        for task, metrics in reference["final"].items():
-            for name, value in metrics.items():
-                assert mine["final"][task][name] == pytest.approx(value, abs=COMPARE_FLOOR), (task, name)
+    assert (mine["R"], mine["final"]) == (reference["R"], reference["final"])
 
 
 def test_a_perturbed_copy_of_the_reference_is_not_reproduced_and_the_number_is_named(tmp_path, capsys):

@@ -59,3 +59,12 @@ wildcard_constraints:
     run="|".join(map(re.escape, RUNS)),  # a combination's name holds "+"
     seed=r"\d+",
     variant="|".join(map(re.escape, VARIANTS)),
+
+
+def another_experiments_paper(wildcards):
+    """Planning `snakemake paper` under another experiment stops here, naming the experiment that has it."""
+    raise WorkflowError(
+        f"`snakemake paper` builds paper/main.pdf from the report of the experiment whose "
+        f"workflow.report_dir is 'paper' (workflow/config/paper.yaml); experiment {EXP!r} reports into "
+        f"{REPORT_DIR!r}. Run `snakemake --cores 1 paper` without --configfile (or with the paper's config)."
+    )
