@@ -33,6 +33,18 @@ def measured(synthetic_root, tmp_path_factory):
     return json.loads(out.read_text())
 
 
+def test_the_unified_head_is_measured_beside_its_bare_backbone_and_fpn(tmp_path):
+    """The bare network keeps the one FPN level the unified branch reads (an ablation variant is benchmarked)."""
+    config = tmp_path / "unified.yaml"
+    config.write_text(json.dumps({**TINY, "model": {"head": "unified", "levels": {"seg": 16, "det": 16, "cls": 16}}}))
+    out = tmp_path / "benchmark.json"
+    assert main(["benchmark", "--config", str(config), "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["parameters"] == parameter_breakdown(build_model(ModelConfig(
+        head="unified", levels={"seg": 16, "det": 16, "cls": 16}, pretrained=False)))["total"]
+    assert result["forward_ms"]["bare"]["median_ms"] > 0
+
+
 def test_the_json_holds_every_measurement_and_its_conditions(measured):
     model = build_model(ModelConfig(det_head="logits", levels={"seg": 8, "det": 16, "cls": 32}))
     assert measured["parameters"] == parameter_breakdown(model)["total"]
