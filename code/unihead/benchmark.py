@@ -114,7 +114,7 @@ class BackboneFPN(nn.Module):
     def __init__(self, model: UniHeadModel) -> None:
         super().__init__()
         self.backbone, self.neck = model.backbone, model.neck
-        self.read = sorted(model.read_levels(TASKS))
+        self.read = list(model.read_levels(TASKS))
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         return self.neck(self.backbone(images), self.read)

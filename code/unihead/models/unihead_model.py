@@ -11,7 +11,7 @@ from unihead.config import ModelConfig
 from unihead.detection_codecs import DET_CODECS
 from unihead.models.backbone import create_backbone
 from unihead.models.heads import ClassificationHead, DetectionHead, SegmentationHead, SharedLayer, UnifiedHead
-from unihead.models.neck import Neck, level_name
+from unihead.models.neck import LEVELS, Neck, level_name
 from unihead.tasks import CLS, DET, NUM_CLS_CLASSES, NUM_DET_CLASSES, NUM_SEG_CLASSES, SEG, TASKS
 
 FEATURES = "features"
@@ -46,8 +46,10 @@ class UniHeadModel(nn.Module):
         """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64); only those in ``levels`` when given."""
         return self.neck(self.backbone(images), levels)
 
-    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
-        """The FPN levels the outputs of ``tasks`` read."""
+    def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        """The FPN levels the outputs of ``tasks`` read, finest first: a fixed order, since a level's outputs are
+        computed in this order and autograd sums the shared layer's gradients in the order of the forward (a
+        set's order changes with Python's hash seed, and with it the last bits of every later number)."""
         raise NotImplementedError
 
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
@@ -96,8 +98,9 @@ class SeparateHeadsModel(UniHeadModel):
         }
         return cls(backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)
 
-    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
-        return {self.levels[t] for t in tasks}
+    def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        read = {self.levels[t] for t in tasks}
+        return tuple(level for level in LEVELS if level in read)
 
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
                      input_size: tuple[int, int]) -> dict[str, Tensor]:
@@ -127,8 +130,8 @@ class UnifiedHeadModel(UniHeadModel):
         (stride,) = set(config.levels.values())  # ModelConfig checks that a unified head reads one level
         return cls(backbone, neck, head, stride)
 
-    def read_levels(self, tasks: tuple[str, ...]) -> set[str]:
-        return {self.level}
+    def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        return (self.level,)
 
     def task_outputs(self, features: Mapping[str, Tensor], tasks: tuple[str, ...],
                      input_size: tuple[int, int]) -> dict[str, Tensor]:
