@@ -6,7 +6,7 @@
 # (`snakemake --cores 2 --configfile workflow/config/test.yaml`) end to end with its outputs checked.
 # Run by tests/test_image.py (podman, from .ci/run as root) and by .github/workflows/image.yml (docker).
 # Exits 77 when this machine cannot build the image (PyPI, or both Docker Hub and the Debian mirror, out of
-# reach); the test then skips with that reason.
+# reach, or less than 20 GiB free for podman's store); the test then skips with that reason.
 #
 # Environment (all optional):
 #   ENGINE         podman (the default where installed; run with runc and explicit ulimits) or docker
@@ -54,6 +54,11 @@ if [ "${BUILD:-1}" = 1 ]; then
     default_base="$(sed -n 's/^ARG BASE_IMAGE=//p' containers/Dockerfile)"
     base="${BASE_IMAGE:-$default_base}"
     reachable https://pypi.org/simple/pip/ || cannot_build_here "PyPI (https://pypi.org) cannot be reached for the image's Python packages"
+    if [ "$engine_name" = podman ]; then
+        store="$(podman info --format '{{.Store.GraphRoot}}')"
+        free_gib=$(( $(df --output=avail -k "$store" | tail -1) / 1024 / 1024 ))
+        [ "$free_gib" -ge 20 ] || cannot_build_here "$free_gib GiB free under $store; a build needs about 20 GiB"
+    fi
     if ! "${engine[@]}" image inspect "$base" >/dev/null 2>&1 && ! reachable https://registry-1.docker.io/v2/; then
         case "$base" in
             debian:*)
