@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 
 from unihead.cli import main
 from unihead.config import load_config
+from unihead.engine.provenance import package_versions
 from unihead.report.readme import markers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,18 +59,11 @@ def _threads(provenance: dict) -> int:
 
 def _differences(provenance: dict) -> list[str]:
     """What differs between the reference run's CPU kernels and package versions and this machine's."""
-    here = torch.backends.cpu.get_cpu_capability()
+    here, installed = torch.backends.cpu.get_cpu_capability(), package_versions(provenance["packages"])
     found = [] if provenance.get("cpu_capability") == here else \
         [f"CPU kernels {provenance.get('cpu_capability')} (reference) vs {here}"]
-    return found + [f"{name} {version} (reference) vs {_version(name)}"
-                    for name, version in provenance["packages"].items() if version != _version(name)]
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    return found + [f"{name} {version} (reference) vs {installed[name]}"
+                    for name, version in provenance["packages"].items() if version != installed[name]]
 
 
 def test_a_run_of_the_demo_reproduces_its_reference_bit_for_bit(tmp_path):

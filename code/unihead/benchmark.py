@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from unihead.engine.device import (
     prepare_model,
     to_model_input,
 )
-from unihead.engine.provenance import device_description, git_commit
+from unihead.engine.provenance import device_description, git_commit, package_versions
 from unihead.models import UniHeadModel, build_model, parameter_breakdown
 from unihead.tasks import TASKS
 
@@ -114,7 +113,7 @@ class BackboneFPN(nn.Module):
     def __init__(self, model: UniHeadModel) -> None:
         super().__init__()
         self.backbone, self.neck = model.backbone, model.neck
-        self.read = list(model.read_levels(TASKS))
+        self.read = model.read_levels(TASKS)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         return self.neck(self.backbone(images), self.read)
@@ -177,16 +176,6 @@ def peak_memory_mib(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process max RSS"
 
 
-def _versions() -> dict[str, str | None]:
-    versions = {}
-    for name in ("torch", "torchvision", "timm"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def conditions(device: torch.device, settings: Settings, model_config: ModelConfig) -> dict[str, Any]:
     """Under what the numbers were taken."""
     return {
@@ -201,7 +190,7 @@ def conditions(device: torch.device, settings: Settings, model_config: ModelConf
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "det_head": model_config.det_head,
         "levels": dict(model_config.levels),
-        "versions": _versions(),
+        "versions": package_versions(("torch", "torchvision", "timm")),
         "python": platform.python_version(),
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

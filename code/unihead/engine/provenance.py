@@ -6,6 +6,7 @@ import hashlib
 import platform
 import socket
 import subprocess
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -41,14 +42,20 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def provenance(config: dict[str, Any], seed: int, data_root: Path, manifest: Path,
-               device: torch.device) -> dict[str, Any]:
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """The installed version of each package, None where it is not installed."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def provenance(config: dict[str, Any], seed: int, data_root: Path, manifest: Path,
+               device: torch.device) -> dict[str, Any]:
+    versions = package_versions(PACKAGES)
     return {
         "config": config,
         "seed": seed,
