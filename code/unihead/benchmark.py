@@ -112,11 +112,11 @@ class BackboneFPN(nn.Module):
 
     def __init__(self, model: UniHeadModel) -> None:
         super().__init__()
-        self.backbone, self.neck = model.backbone, model.neck
+        self.normalise, self.backbone, self.neck = model.normalise, model.backbone, model.neck
         self.read = model.read_levels(TASKS)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        return self.neck(self.backbone(images), self.read)
+        return self.neck(self.backbone(self.normalise(images)), self.read)
 
 
 def forward_step(network: nn.Module, images: Tensor, precision: str, fast: bool) -> Callable[[], None]:

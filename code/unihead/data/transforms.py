@@ -3,20 +3,19 @@
 The pipeline has two parts: :func:`decode_transforms`, which is deterministic (what
 :class:`unihead.data.decoded.DecodedDataset` computes once per run and holds), and
 :func:`augment_transforms`, which runs on every draw of a sample (the random flip, float conversion,
-normalisation). :func:`build_transforms` is the two in a row.
+scaling to [0, 1]). :func:`build_transforms` is the two in a row. Images leave the pipeline in [0, 1]: the model
+normalises them with the statistics its backbone's weights expect
+(:class:`unihead.models.backbone.InputNormalisation`).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-
-from unihead.tasks import IMAGENET_MEAN, IMAGENET_STD
 
 
 class BoxesAsFractions(v2.Transform):
@@ -34,13 +33,9 @@ def _decode_steps(size: int) -> list[v2.Transform]:
     return [v2.ToImage(), v2.Resize((size, size), antialias=True)]
 
 
-def _augment_steps(train: bool, device: torch.device) -> list[v2.Transform]:
+def _augment_steps(train: bool) -> list[v2.Transform]:
     steps: list[v2.Transform] = [v2.RandomHorizontalFlip(p=0.5)] if train else []
-    # v2.Normalize would keep mean and std as lists and copy them to the image's device at every call
-    # (on a GPU, a host sync per sample); as tensors on ``device`` they are made once
-    mean, std = (torch.tensor(values, dtype=torch.float32, device=device) for values in (IMAGENET_MEAN, IMAGENET_STD))
-    return [*steps, v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-            v2.Lambda(partial(v2.functional.normalize, mean=mean, std=std), tv_tensors.Image), BoxesAsFractions()]
+    return [*steps, v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), BoxesAsFractions()]
 
 
 def decode_transforms(size: int) -> v2.Transform:
@@ -49,17 +44,17 @@ def decode_transforms(size: int) -> v2.Transform:
     return v2.Compose(_decode_steps(size))
 
 
-def augment_transforms(train: bool, device: torch.device | str = "cpu") -> v2.Transform:
+def augment_transforms(train: bool) -> v2.Transform:
     """From :func:`decode_transforms`' output on: a horizontal flip for training (one ``torch.rand(1)`` of
-    the global generator per sample), float conversion and ImageNet normalisation of the image only, for
-    images on ``device``; boxes as fractions of the image (:class:`BoxesAsFractions`)."""
-    return v2.Compose(_augment_steps(train, torch.device(device)))
+    the global generator per sample), the image as floats in [0, 1]; boxes as fractions of the image
+    (:class:`BoxesAsFractions`)."""
+    return v2.Compose(_augment_steps(train))
 
 
 def build_transforms(size: int, train: bool) -> v2.Transform:
     """Square resize (the paper resized every image to 512x512, aspect ratio not kept), a horizontal
-    flip for training, then float conversion and ImageNet normalisation of the image only.
+    flip for training, then the image as floats in [0, 1].
 
     Masks (``tv_tensors.Mask``) are resized with nearest neighbour, so labels stay labels.
     """
-    return v2.Compose([*_decode_steps(size), *_augment_steps(train, torch.device("cpu"))])
+    return v2.Compose([*_decode_steps(size), *_augment_steps(train)])

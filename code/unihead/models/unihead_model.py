@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from unihead.config import ModelConfig
 from unihead.detection_codecs import DET_CODECS
-from unihead.models.backbone import create_backbone
+from unihead.models.backbone import InputNormalisation, create_backbone, input_normalisation
 from unihead.models.heads import ClassificationHead, DetectionHead, SegmentationHead, SharedLayer, UnifiedHead
 from unihead.models.neck import LEVELS, Neck, level_name
 from unihead.tasks import CLS, DET, NUM_CLS_CLASSES, NUM_DET_CLASSES, NUM_SEG_CLASSES, SEG, TASKS
@@ -23,10 +23,12 @@ def task_channels(config: ModelConfig) -> dict[str, int]:
     return {SEG: NUM_SEG_CLASSES, DET: DET_CODECS[config.det_head].channels(NUM_DET_CLASSES), CLS: NUM_CLS_CLASSES}
 
 
-def backbone_and_neck(config: ModelConfig) -> tuple[nn.Module, Neck]:
-    """The backbone (with its weights when ``config.pretrained``) and the FPN on its three maps."""
+def trunk(config: ModelConfig) -> tuple[InputNormalisation, nn.Module, Neck]:
+    """The input normalisation of the backbone's weights, the backbone (with its weights when
+    ``config.pretrained``) and the FPN on its three maps."""
     backbone = create_backbone(config.backbone, config.pretrained, config.weights_file, config.weights_sha256)
-    return backbone, Neck(backbone.feature_info.channels(), config.fpn_channels)
+    normalise = InputNormalisation(*input_normalisation(config.backbone))
+    return normalise, backbone, Neck(backbone.feature_info.channels(), config.fpn_channels)
 
 
 class UniHeadModel(nn.Module):
@@ -37,14 +39,16 @@ class UniHeadModel(nn.Module):
     FPN computes only the levels those outputs read, unless ``return_features`` asks for every level.
     """
 
-    def __init__(self, backbone: nn.Module, neck: Neck) -> None:
+    def __init__(self, normalise: InputNormalisation, backbone: nn.Module, neck: Neck) -> None:
         super().__init__()
+        self.normalise = normalise
         self.backbone = backbone
         self.neck = neck
 
     def extract_features(self, images: Tensor, levels: Collection[str] | None = None) -> dict[str, Tensor]:
-        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64); only those in ``levels`` when given."""
-        return self.neck(self.backbone(images), levels)
+        """FPN levels ``p3`` (stride 8) to ``p6`` (stride 64) of images in [0, 1]; only those in ``levels``
+        when given. The images are normalised here, with the statistics the backbone's weights expect."""
+        return self.neck(self.backbone(self.normalise(images)), levels)
 
     def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
         """The FPN levels the outputs of ``tasks`` read, finest first: a fixed order, since a level's outputs are
@@ -78,9 +82,9 @@ class UniHeadModel(nn.Module):
 class SeparateHeadsModel(UniHeadModel):
     """The paper's heads: a shared layer, then one head module per task, each on its own FPN level."""
 
-    def __init__(self, backbone: nn.Module, neck: Neck, shared: nn.Module, heads: Mapping[str, nn.Module],
-                 levels: Mapping[str, int]) -> None:
-        super().__init__(backbone, neck)
+    def __init__(self, normalise: InputNormalisation, backbone: nn.Module, neck: Neck, shared: nn.Module,
+                 heads: Mapping[str, nn.Module], levels: Mapping[str, int]) -> None:
+        super().__init__(normalise, backbone, neck)
         if set(heads) != set(levels):
             raise ValueError(f"heads {sorted(heads)} and levels {sorted(levels)} must name the same tasks")
         self.shared = shared
@@ -89,14 +93,14 @@ class SeparateHeadsModel(UniHeadModel):
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> SeparateHeadsModel:
-        backbone, neck = backbone_and_neck(config)
+        normalise, backbone, neck = trunk(config)  # first: the parameters are initialised in this order
         width, channels = config.shared_channels, task_channels(config)
         heads = {
             SEG: SegmentationHead(width, channels[SEG]),
             DET: DetectionHead(width, channels[DET]),
             CLS: ClassificationHead(width, channels[CLS]),
         }
-        return cls(backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)
+        return cls(normalise, backbone, neck, SharedLayer(config.fpn_channels, width), heads, config.levels)
 
     def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
         read = {self.levels[t] for t in tasks}
@@ -118,17 +122,18 @@ class UnifiedHeadModel(UniHeadModel):
     read-outs of the other tasks are skipped.
     """
 
-    def __init__(self, backbone: nn.Module, neck: Neck, head: UnifiedHead, stride: int) -> None:
-        super().__init__(backbone, neck)
+    def __init__(self, normalise: InputNormalisation, backbone: nn.Module, neck: Neck, head: UnifiedHead,
+                 stride: int) -> None:
+        super().__init__(normalise, backbone, neck)
         self.head = head
         self.level = level_name(stride)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> UnifiedHeadModel:
-        backbone, neck = backbone_and_neck(config)
+        normalise, backbone, neck = trunk(config)  # first: the parameters are initialised in this order
         head = UnifiedHead(config.fpn_channels, config.shared_channels, task_channels(config))
         (stride,) = set(config.levels.values())  # ModelConfig checks that a unified head reads one level
-        return cls(backbone, neck, head, stride)
+        return cls(normalise, backbone, neck, head, stride)
 
     def read_levels(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
         return (self.level,)

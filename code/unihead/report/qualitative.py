@@ -16,13 +16,12 @@ from unihead.data import build_dataset
 from unihead.data.categories import voc_palette
 from unihead.detection_codecs import DET_CODECS
 from unihead.models import build_model
-from unihead.tasks import IMAGENET_MEAN, IMAGENET_STD, SEG_IGNORE_INDEX
+from unihead.tasks import SEG_IGNORE_INDEX
 
 
 def _display(image: torch.Tensor) -> np.ndarray:
-    """Undo the ImageNet normalisation: an HxWx3 array in [0, 1]."""
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    """A CxHxW image in [0, 1] (the input pipeline's) as an HxWx3 array."""
+    return image.permute(1, 2, 0).numpy()
 
 
 def _colour_mask(mask: torch.Tensor) -> np.ndarray:
