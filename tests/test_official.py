@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import json
+import shutil
 import stat
 import tarfile
 import threading
@@ -188,6 +189,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict:
             lists[split].append(name)
             expected[f"imagenette_160/{split}/{name}"] = data
         imagenette[f"imagenette2-160/train/{wnid}/{wnid}_unlisted.JPEG"] = jpeg(16, 16, 999)
+        for k in (7, 3, 5):  # ImageNet validation images, not in name order in the archive
+            imagenette[f"imagenette2-160/val/{wnid}/ILSVRC2012_val_{1000 * n + k:08d}.JPEG"] = jpeg(16, 16, 300 + k)
     imagenette["imagenette2-160/noisy_imagenette.csv"] = b"path,label\n"
     write_tar(served / "imagenette2-160.tgz", imagenette, "w:gz")
     for split, names in lists.items():
@@ -247,6 +250,31 @@ def test_builds_exactly_the_listed_files_with_their_original_bytes(sources, tmp_
     val = json.loads((root / "mini_coco_det/val/annotations.json").read_text())
     assert [image["id"] for image in val["images"]] == COCO_IDS["val"]
     assert [lic["id"] for lic in val["licenses"]] == [1]
+
+
+def test_imagenet_val_draws_the_first_imagenet_validation_images_by_name_per_class(sources, tmp_path):
+    root, manifest = build(sources, tmp_path, imagenette_val="imagenet_val")
+    folder = root / "imagenette_160" / "val"
+    val = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    assert val == sorted(f"{wnid}/ILSVRC2012_val_{1000 * n + 3:08d}.JPEG" for n, wnid in enumerate(IMAGENETTE_WNIDS))
+    assert (folder / val[0]).read_bytes() == jpeg(16, 16, 303)
+    train = {k: v for k, v in dataset_files(root).items() if k.startswith("imagenette_160/train/")}
+    assert train == {k: v for k, v in sources["expected"].items() if k.startswith("imagenette_160/train/")}
+    assert sorted(name for name in manifest["files"] if name.startswith("imagenette_160/val/")) == \
+        [f"imagenette_160/val/{name}" for name in val]
+
+
+def test_imagenet_val_with_too_few_validation_images_names_the_archive_and_the_class(sources, tmp_path):
+    subsets = tmp_path / "subsets"
+    shutil.copytree(sources["subsets"], subsets)
+    listed = (subsets / "imagenette_160_val.txt").read_text()
+    first = listed.split("/")[0]
+    (subsets / "imagenette_160_val.txt").write_text(listed + "\n".join(f"{first}/{first}_extra{k}.JPEG"
+                                                                      for k in range(3)) + "\n")
+    with pytest.raises(DatasetError, match=rf"imagenette2-160.tgz: imagenette2-160/val/ holds too few ImageNet "
+                                           rf"validation images .* found per class {{'{first}': 3}}, need"):
+        build(sources, tmp_path, imagenette_val="imagenet_val", subsets=str(subsets))
+    assert_no_dataset(tmp_path / "data")
 
 
 def test_a_second_build_downloads_nothing_and_is_byte_identical(sources, tmp_path):

@@ -94,7 +94,7 @@ def test_the_gpu_check_stops_naming_the_data_folder_when_it_holds_no_mini_datase
                           capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path / "out")})
     assert proc.returncode == 2
     assert f"no mini datasets at {tmp_path / 'nothing'} (run gpu_check_pack.sh" in proc.stdout
-    assert (tmp_path / "out" / "results" / "paper-scratch" / "summary.txt").read_text() == proc.stdout
+    assert (tmp_path / "out" / "results" / "paper-lite0" / "summary.txt").read_text() == proc.stdout
 
 
 def test_the_paper_pdf_is_built_only_from_the_papers_own_report():

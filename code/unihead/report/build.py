@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from unihead.config import ExperimentConfig, apply_variant
+from unihead.config import PAPER_BACKBONE, ExperimentConfig, apply_variant
 from unihead.errors import InputError
 from unihead.forgetting import has_variants, load_runs, read_summary, variant_of
 from unihead.models import build_model, parameter_breakdown
@@ -44,10 +44,15 @@ def provenance_line(config: ExperimentConfig, seeds: int) -> str:
     """Which data, resolution and weights produced the numbers, and what each variant changes (appended to
     every caption)."""
     weights = "ImageNet-pretrained backbone" if config.model.pretrained else "backbone trained from scratch"
+    if config.model.backbone != PAPER_BACKBONE:
+        weights = f"{weights} {config.model.backbone} (a stand-in for the paper's {PAPER_BACKBONE})"
     data = DATA_DESCRIPTIONS[config.data.source].format(root=config.data.root)
+    seen = (" Imagenette's validation images of the challenge's list are ImageNet-1k training images, seen by the "
+            "pretrained backbone: classification scores are inflated."
+            if config.model.pretrained and config.data.source != "synthetic" else "")
     return (f"Experiment '{config.name}': {data}, {config.data.image_size} px, {weights}, "
             f"det head '{config.model.det_head}', {config.train.epochs} epochs per task, {seeds} seed(s)."
-            f"{variants_line(config)}")
+            f"{seen}{variants_line(config)}")
 
 
 def variant_configs(config: ExperimentConfig, runs: list[dict]) -> dict[str | None, ExperimentConfig]:

@@ -96,6 +96,22 @@ def extract_selected(archive: Path, select: Selector, cap: SizeCap) -> set[Path]
     return written
 
 
+def member_names(archive: Path) -> list[str]:
+    """The names of the regular-file members of a tar (any compression) or zip archive, each checked."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as handle:
+                names = [info.filename for info in handle.infolist() if not info.is_dir()]
+        else:
+            with tarfile.open(archive, "r:*") as handle:
+                names = [member.name for member in handle if member.isfile()]
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
+        raise DatasetError(f"{archive}: not a readable tar or zip archive ({err})") from err
+    for name in names:
+        check_member_name(archive, name)
+    return names
+
+
 def extract_files(archive: Path, targets: dict[str, Path], listed_in: str, cap: SizeCap,
                   select: Selector | None = None) -> None:
     """Write the files in ``targets`` (name -> file), each at most ``cap``; all of them must be in the archive.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from unihead.config import OfficialConfig
 from unihead.data.errors import DatasetError
-from unihead.sources.archives import SizeCap, extract_files
+from unihead.sources.archives import SizeCap, extract_files, member_names
 from unihead.sources.download import fetch, fetch_verified
 from unihead.sources.subsets import SPLITS, Subsets, read_subsets
 from unihead.tasks import CLS, DATASET_DIRS, DET, SEG
@@ -32,6 +33,8 @@ COCO_FILE_NAME = re.compile(r"[\w-]+\.jpg")
 """A COCO image's file name: used in paths and URLs, so nothing that could climb out of a folder."""
 IMAGENETTE_FOLDERS = ("imagenette2-160/train/", "imagenette2-160/val/")
 """The archive's own split folders; a listed file is looked up in both."""
+IMAGENET_VAL_FILE = re.compile(r"ILSVRC2012_val_\d{8}\.JPEG")
+"""An ImageNet-1k validation image's file name, as imagenette2-160's val/ folder holds them."""
 IMAGE_CAP = SizeCap(50 << 20, "a listed image or mask")
 """50 MB: the official images and masks are a few hundred KB at most."""
 ANNOTATIONS_CAP = SizeCap(1 << 30, "the COCO annotations file")
@@ -73,7 +76,12 @@ class OfficialBuilder:
 
     def _build_imagenette(self, out: Path) -> None:
         archive = self._archive("imagenette", "Imagenette 160 px")
-        wanted = {name: out / split / name for split, names in self.subsets.ids[CLS].items() for name in names}
+        ids = dict(self.subsets.ids[CLS])
+        if self.config.imagenette_val == "imagenet_val":
+            ids["val"] = imagenet_val_names(archive, Counter(name.split("/")[0] for name in ids["val"]))
+            self.log(f"Imagenette validation: {len(ids['val'])} ImageNet validation images from "
+                     f"{IMAGENETTE_FOLDERS[1]} (data.official.imagenette_val: imagenet_val)")
+        wanted = {name: out / split / name for split, names in ids.items() for name in names}
 
         def select(member: str) -> Path | None:
             for folder in IMAGENETTE_FOLDERS:
@@ -157,6 +165,23 @@ def coco_subset(instances: dict[str, Any], images: list[dict[str, Any]],
         "images": images,
         "annotations": annotations,
     }
+
+
+def imagenet_val_names(archive: Path, per_class: Counter[str]) -> list[str]:
+    """``<wnid>/<file>`` of the first ``per_class[wnid]`` ImageNet validation images (by name) of each class in
+    the archive's val/ folder: a deterministic draw of images that ImageNet pretraining has not seen."""
+    found: dict[str, list[str]] = {wnid: [] for wnid in per_class}
+    folder = IMAGENETTE_FOLDERS[1]
+    for member in member_names(archive):
+        wnid, _, file = member[len(folder):].partition("/") if member.startswith(folder) else ("", "", "")
+        if wnid in found and IMAGENET_VAL_FILE.fullmatch(file):
+            found[wnid].append(f"{wnid}/{file}")
+    short = {wnid: len(found[wnid]) for wnid, count in per_class.items() if len(found[wnid]) < count}
+    if short:
+        raise DatasetError(f"{archive}: {folder} holds too few ImageNet validation images (ILSVRC2012_val_*) for "
+                           f"data.official.imagenette_val: imagenet_val; found per class {short}, need "
+                           f"{dict(per_class)}")
+    return [name for wnid in per_class for name in sorted(found[wnid])[:per_class[wnid]]]
 
 
 def image_size_verifier(image: dict[str, Any]) -> Callable[[Path], str | None]:
