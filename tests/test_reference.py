@@ -34,22 +34,26 @@ def readme_block(name: str) -> str:
     return tables.strip()
 
 
-def test_the_readme_demo_block_is_the_committed_references_tables():
-    expected = "\n\n".join((REFERENCE / "report" / "tables" / table).read_text().strip() for table in README_TABLES)
-    assert readme_block("demo") == expected, (
-        "README.md's demo block differs from results/demo-reference/report/tables: regenerate it with "
-        "`unihead readme --config workflow/config/demo.yaml results/demo-reference/report/tables/{"
+@pytest.mark.parametrize("name", ["demo", "real-cpu"])
+def test_the_readme_block_of_each_committed_reference_is_its_tables(name):
+    reference = REPO / "results" / f"{name}-reference"
+    expected = "\n\n".join((reference / "report" / "tables" / table).read_text().strip() for table in README_TABLES)
+    assert readme_block(name) == expected, (
+        f"README.md's {name} block differs from results/{name}-reference/report/tables: regenerate it with "
+        f"`unihead readme --config workflow/config/{name}.yaml results/{name}-reference/report/tables/{{"
         + ",".join(README_TABLES) + "} --readme README.md`")
 
 
-def test_the_reference_holds_no_weights_checkpoints_or_data():
-    files = [path.relative_to(REFERENCE) for path in REFERENCE.rglob("*") if path.is_file()]
+@pytest.mark.parametrize("name", ["demo", "real-cpu"])
+def test_each_reference_holds_every_run_and_no_weights_checkpoints_or_data(name):
+    reference = REPO / "results" / f"{name}-reference"
+    files = [path.relative_to(reference) for path in reference.rglob("*") if path.is_file()]
     assert files and not [f for f in files if f.suffix in (".pt", ".pth", ".lock", ".jpg", ".JPEG", ".png")
                           and f.parts[0] != "report"]
-    runs = sorted(p.parent.relative_to(REFERENCE / "runs") for p in REFERENCE.glob("runs/*/seed*/metrics.json"))
-    config = load_config(REPO / "workflow" / "config" / "demo.yaml")
-    assert len(runs) == len(config.workflow.strategies) + len(config.workflow.baselines)
-    assert all((REFERENCE / "runs" / run / "history.csv").is_file() for run in runs)
+    runs = sorted(p.parent.relative_to(reference / "runs") for p in reference.glob("runs/*/seed*/metrics.json"))
+    workflow = load_config(REPO / "workflow" / "config" / f"{name}.yaml").workflow
+    assert len(runs) == (len(workflow.strategies) + len(workflow.baselines)) * len(workflow.seeds)
+    assert all((reference / "runs" / run / "history.csv").is_file() for run in runs)
 
 
 def _threads(provenance: dict) -> int:

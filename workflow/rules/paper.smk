@@ -13,6 +13,12 @@ ABLATION_FILES = [
     "paper/ablations/tables/compute.tex",
     "paper/ablations/figures/final_metrics.pdf",
 ]
+# The section "Real data on a CPU" reads the committed reference of workflow/config/real-cpu.yaml, made on a
+# 2-core CPU (results/real-cpu-reference/, by workflow/scripts/save_reference.sh).
+REAL_CPU_FILES = [
+    "results/real-cpu-reference/report/tables/final_metrics.tex",
+    "results/real-cpu-reference/report/tables/forgetting.tex",
+]
 
 if REPORT_DIR == "paper":
 
@@ -24,6 +30,7 @@ if REPORT_DIR == "paper":
             ewc_sweep="paper/ewc_sweep.tex",
             report=REPORT_FILES,
             ablations=[path for path in ABLATION_FILES if Path(path).exists()],
+            real_cpu=REAL_CPU_FILES,
         output:
             "paper/main.pdf",
         log:
