@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from test_compare import edit_json, write_results
 from test_forgetting import runs_folder
 from unihead.cli import main
 from unihead.config import config_from_dict
@@ -112,6 +113,16 @@ def _empty_folder(runs: Path, tmp: Path) -> list[Path]:
     return [tmp / "empty"]
 
 
+def _compared(*options: str) -> Build:
+    """``unihead compare`` of the results of test_compare.py with a copy whose ewc seg mIoU is 0.5 higher."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        reference = write_results(tmp / "reference", {0: (0.3, 0.6)})
+        mine = shutil.copytree(reference, tmp / "mine")
+        edit_json(mine / "runs" / "ewc" / "seed0" / "metrics.json", lambda m: m["final"]["seg"].update(miou=0.8))
+        return ["compare", str(reference), str(mine), *options]
+    return build
+
+
 def _lock_text(pid: int) -> str:
     return json.dumps({"host": socket.gethostname(), "pid": pid, "started": "2026-01-01T00:00:00+00:00"})
 
@@ -186,6 +197,11 @@ NEW_DEFECTS = [
                  METRICS + r"key 'R\[2\]\[0\]' is NaN; expected a finite number, or null", id="final-R-score-NaN"),
     pytest.param(_edited(lambda m: m.update(final={"cls": {"top1": -math.inf}})),
                  METRICS + r"key 'final.cls.top1' is -Infinity; expected a finite number", id="final-metric-infinite"),
+    # a floor this large reported the +0.5 mIoU change as REPRODUCED
+    pytest.param(_compared("--floor", "inf"), r"error: --floor inf: expected a number in \[0, 0.1\], the smallest "
+                 r"tolerance on the metrics' 0..1 scale", id="compare-floor-infinite"),
+    pytest.param(_compared("--floor", "1e9"), r"error: --floor 1e\+09: expected a number in \[0, 0.1\]",
+                 id="compare-floor-huge"),
 ]
 """Bad inputs that gave a traceback, or tables with a silent gap or a wrong number, before they were checked."""
 ALREADY_CHECKED = [
@@ -204,6 +220,10 @@ ALREADY_CHECKED = [
                  id="single-baseline-missing"),
     pytest.param(_files(lambda runs, tmp: [tmp / "missing"]), r"missing: neither a folder of runs nor a metrics\.json",
                  id="neither-folder-nor-json"),
+    pytest.param(_compared("--floor", "-0.01"), r"error: --floor -0.01: expected a number in \[0, 0.1\]",
+                 id="compare-floor-negative"),
+    pytest.param(_compared("--floor", "nan"), r"error: --floor nan: expected a number in \[0, 0.1\]",
+                 id="compare-floor-nan"),
     pytest.param(_files(lambda runs, tmp: [tmp / "seed7" / "metrics.json"]), r"seed7/metrics\.json: run results "
                  "not found", id="metrics-file-not-found"),
 ]

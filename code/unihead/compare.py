@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unihead.config import COMPARE_FLOOR
+from unihead.config import COMPARE_FLOOR, Bounds
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
 from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, VARIANT
@@ -54,6 +54,9 @@ KEYS = ["table", "run", "seed", "task", "metric", "quantity"]
 ``R after <stage task>``, or a table's column)."""
 OVER_SEEDS = "all"
 """The seed of a summary-table number, which is over all seeds."""
+FLOOR_RANGE = Bounds(0.0, 0.1)
+"""The floors ``compare`` accepts: a floor of 0.1 lets a number move by 10 points; a larger one (or an infinite one)
+would take a changed result as reproduced."""
 SIGMAS = 2.0
 """Standard deviations over the reference's seeds that a reproduced number may differ by."""
 POINTS_PREFIX = RULE_DROP["absolute"]
@@ -399,8 +402,9 @@ class Comparison:
 
 def compare_results(reference: Path, mine: Path, floor: float = COMPARE_FLOOR) -> Comparison:
     """Compare the result folder ``mine`` with ``reference`` (see the module's docstring)."""
-    if not floor >= 0:
-        raise InputError(f"floor {floor}: expected a tolerance of at least 0")
+    if floor not in FLOOR_RANGE:
+        raise InputError(f"--floor {floor:g}: expected {FLOOR_RANGE}, the smallest tolerance on the metrics' 0..1 "
+                         "scale (a larger floor would take a changed result as reproduced)")
     ref, own = read_results(Path(reference)), read_results(Path(mine))
     findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own)]
     return Comparison(Path(reference), Path(mine), floor, findings,
