@@ -97,9 +97,20 @@ def test_slices_carry_the_variants_only_where_the_experiment_has_them():
     # the forgetting job needs the names only; the report and the latency need each variant's model
     assert forgetting_scope(config)["workflow"]["variants"] == {"logits": {}}
     assert report_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    assert benchmark_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    for scope in (forgetting_scope, report_scope, benchmark_scope):
+    for scope in (forgetting_scope, report_scope):
         assert config_from_dict(scope(config)).workflow.variants == scope(config)["workflow"]["variants"]
+
+
+def test_a_variants_benchmark_slice_carries_that_variants_overrides_alone():
+    config = config_from_dict(experiment({"logits": {"model": {"det_head": "logits"}}, "wide": {"model": {}}}))
+    assert benchmark_scope(config, "logits")["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
+    assert config_from_dict(benchmark_scope(config, "logits")).workflow.variants == {"logits": {"model": {"det_head":
+                                                                                                         "logits"}}}
+    # editing the other variant leaves this slice (and so its benchmark job) as it was
+    edited = config_from_dict(experiment({"logits": {"model": {"det_head": "logits"}},
+                                          "wide": {"model": {"det_head": "logits"}}}))
+    assert benchmark_scope(edited, "logits") == benchmark_scope(config, "logits")
+    assert benchmark_scope(edited, "wide") != benchmark_scope(config, "wide")
 
 
 def test_the_ablation_configs_list_the_issues_variants():
