@@ -26,6 +26,10 @@ from unihead.runs import BASELINE_PREFIX, run_names
 
 METRICS_FILE = "metrics.json"
 """The name of a run's record in its folder; its presence means the run is complete."""
+HISTORY_FILE = "history.csv"
+"""A finished run's training history, one row per epoch."""
+WEIGHTS_FILE = "model.pt"
+"""A finished run's weights."""
 RUN_FOLDER = re.compile(r"seed\d+")
 """The name of a run's folder for one seed, under the run's own: ``<run>/seed<N>`` (``<variant>/<run>/seed<N>``)."""
 Scores = list[float | None]
@@ -70,7 +74,8 @@ class Provenance:
     config: dict[str, Any] | None = None
     seed: int | None = None
     git_commit: str | None
-    packages: dict[str, str]
+    packages: dict[str, str | None]
+    """Each package's version, null where it is not installed."""
     python: str
     data_root: str | None = None
     data_manifest: str | None = None

@@ -15,7 +15,7 @@ from unihead.models import build_model, parameter_breakdown
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, run_groups, write_tables
-from unihead.results import RunResult, has_variants, load_runs
+from unihead.results import HISTORY_FILE, WEIGHTS_FILE, RunResult, has_variants, load_runs
 
 DATA_DESCRIPTIONS = {
     "synthetic": "SYNTHETIC data (coloured shapes, not the paper's datasets; {root})",
@@ -99,10 +99,10 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
         for (variant, name), group in run_groups(sequence).items():
             for run in group:
                 if run.seed == first_seed:
-                    histories.setdefault(variant, {})[name] = run.path.with_name("history.csv")
+                    histories.setdefault(variant, {})[name] = run.path.with_name(HISTORY_FILE)
         written += figures.save(figures.training_curves_figure(histories), figure_dir, "training_curves", line)
         shown = sequence[-1]
-        weights = shown.path.with_name("model.pt")
+        weights = shown.path.with_name(WEIGHTS_FILE)
         variant = "" if shown.variant is None else f", variant {shown.variant}"
         title = f"{shown.name} (seed {shown.seed}{variant}) after all stages"
         written += figures.save(qualitative_figure(configs[shown.variant], weights, title), figure_dir,
