@@ -11,6 +11,7 @@ lock is left alone, and the lock is gone when a run ends, also when it fails.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from test_compare import edit_json, write_results
 from test_forgetting import runs_folder
 from unihead.cli import main
 from unihead.config import config_from_dict
@@ -111,6 +113,16 @@ def _empty_folder(runs: Path, tmp: Path) -> list[Path]:
     return [tmp / "empty"]
 
 
+def _compared(*options: str) -> Build:
+    """``unihead compare`` of the results of test_compare.py with a copy whose ewc seg mIoU is 0.5 higher."""
+    def build(tmp: Path, data_root: Path) -> list[str]:
+        reference = write_results(tmp / "reference", {0: (0.3, 0.6)})
+        mine = shutil.copytree(reference, tmp / "mine")
+        edit_json(mine / "runs" / "ewc" / "seed0" / "metrics.json", lambda m: m["final"]["seg"].update(miou=0.8))
+        return ["compare", str(reference), str(mine), *options]
+    return build
+
+
 def _lock_text(pid: int) -> str:
     return json.dumps({"host": socket.gethostname(), "pid": pid, "started": "2026-01-01T00:00:00+00:00"})
 
@@ -146,21 +158,21 @@ NEW_DEFECTS = [
     pytest.param(_edited(lambda m: m["R"][1].pop()), METRICS + r"key 'R\[1\]' has 2 values; expected one per "
                  + EVAL_TASKS, id="R-row-shorter-than-eval-tasks"),
     pytest.param(_edited(lambda m: m["R"][2].__setitem__(0, "n/a")),
-                 METRICS + r"key 'R\[2\]\[0\]' is \"n/a\"; expected a number or null", id="R-score-a-string"),
+                 METRICS + r"config key 'R\[2\]\[0\]': expected float, got 'n/a'", id="R-score-a-string"),
     pytest.param(_edited(lambda m: m["R"][2].__setitem__(2, True)),
-                 METRICS + r"key 'R\[2\]\[2\]' is true; expected a number or null", id="R-score-a-boolean"),
+                 METRICS + r"config key 'R\[2\]\[2\]': expected float, got True", id="R-score-a-boolean"),
     pytest.param(_edited(lambda m: m.update(R={"seg": [0.4]})),
-                 METRICS + r"key 'R' is \{\"seg\": \[0.4\]\}; expected a list", id="R-not-a-list"),
-    pytest.param(_edited(lambda m: m["run"].pop("tasks")), METRICS + r"missing key\(s\) \['run.tasks'\]",
+                 METRICS + r"config key 'R': expected a list, got \{'seg': \[0.4\]\}", id="R-not-a-list"),
+    pytest.param(_edited(lambda m: m["run"].pop("tasks")), METRICS + r"missing config key 'run.tasks'$",
                  id="missing-run-tasks"),
-    pytest.param(_edited(lambda m: m["run"].pop("name")), METRICS + r"missing key\(s\) \['run.name'\]",
+    pytest.param(_edited(lambda m: m["run"].pop("name")), METRICS + r"missing config key 'run.name'$",
                  id="missing-run-name"),
-    pytest.param(_edited(lambda m: m["run"].pop("seed")), METRICS + r"missing key\(s\) \['run.seed'\]",
+    pytest.param(_edited(lambda m: m["run"].pop("seed")), METRICS + r"missing config key 'run.seed'$",
                  id="missing-run-seed"),
-    pytest.param(_edited(lambda m: m["run"].update(seed="0")),
-                 METRICS + r"key 'run.seed' is \"0\"; expected an integer", id="seed-a-string"),
+    pytest.param(_edited(lambda m: m["run"].update(seed="first")),
+                 METRICS + r"config key 'run.seed': expected int, got 'first'", id="seed-a-string"),
     pytest.param(_edited(lambda m: m.update(chance=0.1)),
-                 METRICS + r"key 'chance' is 0.1; expected a list with one score per " + EVAL_TASKS,
+                 METRICS + r"config key 'chance': expected a list, got 0.1$",
                  id="chance-not-a-list"),
     pytest.param(_edited(lambda m: m.update(eval_tasks=["seg", "det", "depth"])),
                  METRICS + r"key 'eval_tasks' is \[\"seg\", \"det\", \"depth\"\]; expected distinct tasks of "
@@ -177,13 +189,25 @@ NEW_DEFECTS = [
     # an error already, but one that named "[PosixPath('.../empty')]" when given on the command line
     pytest.param(_files(_empty_folder), r"error: \S*/empty: no run results \(expected <run>/seed<N>/metrics\.json\)",
                  id="folder-without-runs"),
+    # judged with status 0 before: an infinite chance score gave "not learned", a NaN final score "fail"
+    pytest.param(_edited(lambda m: m["chance"].__setitem__(2, math.inf)),
+                 METRICS + r"key 'chance\[2\]' is Infinity; expected a finite number, or null for an undefined metric",
+                 id="chance-infinite"),
+    pytest.param(_edited(lambda m: m["R"][2].__setitem__(0, math.nan)),
+                 METRICS + r"key 'R\[2\]\[0\]' is NaN; expected a finite number, or null", id="final-R-score-NaN"),
+    pytest.param(_edited(lambda m: m.update(final={"cls": {"top1": -math.inf}})),
+                 METRICS + r"key 'final.cls.top1' is -Infinity; expected a finite number", id="final-metric-infinite"),
+    # a floor this large reported the +0.5 mIoU change as REPRODUCED
+    pytest.param(_compared("--floor", "inf"), r"error: --floor inf: expected a number in \[0, 0.1\], the smallest "
+                 r"tolerance on the metrics' 0..1 scale", id="compare-floor-infinite"),
+    pytest.param(_compared("--floor", "1e9"), r"error: --floor 1e\+09: expected a number in \[0, 0.1\]",
+                 id="compare-floor-huge"),
 ]
 """Bad inputs that gave a traceback, or tables with a silent gap or a wrong number, before they were checked."""
 ALREADY_CHECKED = [
     pytest.param(_written(b'{"run": '), METRICS + "not valid JSON", id="not-json"),
-    pytest.param(_edited(lambda m: m.pop("R")), METRICS + r"missing key\(s\) \['R'\]; expected the keys",
-                 id="missing-R"),
-    pytest.param(_edited(lambda m: m.pop("chance")), METRICS + r"missing key\(s\) \['chance'\].*need a rerun",
+    pytest.param(_edited(lambda m: m.pop("R")), METRICS + r"missing config key 'R'$", id="missing-R"),
+    pytest.param(_edited(lambda m: m.pop("chance")), METRICS + r"missing config key 'chance'$",
                  id="missing-chance-results-from-before-chance"),
     pytest.param(_edited(lambda m: m.update(chance=[0.02, 0.0])),
                  METRICS + "key 'chance' has 2 values; expected one per " + EVAL_TASKS, id="chance-too-short"),
@@ -196,6 +220,10 @@ ALREADY_CHECKED = [
                  id="single-baseline-missing"),
     pytest.param(_files(lambda runs, tmp: [tmp / "missing"]), r"missing: neither a folder of runs nor a metrics\.json",
                  id="neither-folder-nor-json"),
+    pytest.param(_compared("--floor", "-0.01"), r"error: --floor -0.01: expected a number in \[0, 0.1\]",
+                 id="compare-floor-negative"),
+    pytest.param(_compared("--floor", "nan"), r"error: --floor nan: expected a number in \[0, 0.1\]",
+                 id="compare-floor-nan"),
     pytest.param(_files(lambda runs, tmp: [tmp / "seed7" / "metrics.json"]), r"seed7/metrics\.json: run results "
                  "not found", id="metrics-file-not-found"),
 ]

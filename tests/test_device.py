@@ -85,5 +85,5 @@ def test_precision_auto_on_the_cpu_is_fp32_bit_for_bit_and_bf16_changes_the_arit
     auto, auto_metrics = _losses(synthetic_root, tmp_path, "auto")
     fp32, fp32_metrics = _losses(synthetic_root, tmp_path, "fp32")
     bf16, _ = _losses(synthetic_root, tmp_path, "bf16")
-    assert auto == fp32 and auto_metrics["final"] == fp32_metrics["final"]
+    assert auto == fp32 and auto_metrics.final == fp32_metrics.final
     assert bf16 != fp32 and float(bf16) == pytest.approx(float(fp32), rel=0.05)

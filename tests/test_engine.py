@@ -37,11 +37,11 @@ def _run(config, name, out, seed=0, log=lambda line: None):
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, name):
     metrics = _run(_config(synthetic_root), name, tmp_path)
-    assert metrics["run"]["tasks"] == ["seg", "det", "cls"]
-    assert len(metrics["R"]) == 3 and all(len(row) == 3 for row in metrics["R"])
-    assert [s["task"] for s in metrics["stages"]] == ["seg", "det", "cls"]
-    assert metrics["R"][-1] == [metrics["final"][t][m] for t, m in metrics["primary_metric"].items()]
-    assert json.loads((tmp_path / "metrics.json").read_text())["R"] == metrics["R"]
+    assert metrics.run.tasks == ["seg", "det", "cls"]
+    assert len(metrics.R) == 3 and all(len(row) == 3 for row in metrics.R)
+    assert [s["task"] for s in metrics.stages] == ["seg", "det", "cls"]
+    assert metrics.R[-1] == [metrics.final[t][m] for t, m in metrics.primary_metric.items()]
+    assert json.loads((tmp_path / "metrics.json").read_text())["R"] == metrics.R
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3 and history[0].startswith("stage,task,epoch,lr,loss")
     assert not (tmp_path / "checkpoint.pt").exists()
@@ -51,32 +51,32 @@ def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, 
 
 def test_a_combination_without_a_file_of_its_own_runs_the_three_stages(synthetic_root, tmp_path):
     metrics = _run(_config(synthetic_root), "lwf+replay", tmp_path)
-    assert metrics["run"]["strategy"] == "lwf+replay" and len(metrics["R"]) == 3
+    assert metrics.run.strategy == "lwf+replay" and len(metrics.R) == 3
     header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
     assert {"lwf_kl", "replay_seg", "replay_det"} <= set(header)
 
 
 def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
     metrics = _run(_config(synthetic_root), "baseline-det", tmp_path)
-    assert metrics["run"]["kind"] == "baseline" and metrics["eval_tasks"] == ["det"]
-    assert len(metrics["R"]) == 1 and set(metrics["final"]) == {"det"}
-    assert set(metrics["final"]["det"]) == {"map_50", "map_50_95"}
+    assert metrics.run.kind == "baseline" and metrics.eval_tasks == ["det"]
+    assert len(metrics.R) == 1 and set(metrics.final) == {"det"}
+    assert set(metrics.final["det"]) == {"map_50", "map_50_95"}
 
 
 def test_metrics_record_provenance_and_chance_but_no_verdict(synthetic_root, tmp_path):
     config = _config(synthetic_root)
     run = Run(run_config(config, "none", 0), tmp_path, log=lambda line: None)
     metrics = execute(run)
-    provenance = metrics["provenance"]
+    provenance = metrics.to_dict()["provenance"]
     assert provenance["seed"] == 0 and provenance["config"]["train"]["epochs"] == 1
     assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
     assert provenance["device"].startswith("cpu")
     # chance per eval task: background-everywhere mIoU on the val masks, mAP 0, top-1 1 / 10 classes
     seg_chance = chance_score("seg", run.val_loaders["seg"], run.num_classes["seg"])
     assert 0.0 < seg_chance < 0.5
-    assert metrics["chance"] == [seg_chance, 0.0, 0.1]
-    assert json.loads((tmp_path / "metrics.json").read_text())["chance"] == metrics["chance"]
-    assert not {"threshold", "drops_from_own_stage", "all_pass"} & set(metrics)  # the verdict is forgetting's
+    assert metrics.chance == [seg_chance, 0.0, 0.1]
+    assert json.loads((tmp_path / "metrics.json").read_text())["chance"] == metrics.chance
+    assert not {"threshold", "drops_from_own_stage", "all_pass"} & set(metrics.to_dict())  # the verdict is forgetting's
 
 
 def test_segmentation_chance_is_the_miou_of_background_everywhere():
@@ -114,8 +114,8 @@ def test_a_resumed_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, 
     messages = []
     resumed = _run(config, name, tmp_path / "resumed", log=messages.append)
     assert messages[0].endswith("resuming after epoch 2")
-    assert resumed["R"] == whole["R"] and resumed["R_initial"] == whole["R_initial"]
-    assert resumed["chance"] == whole["chance"]
+    assert resumed.R == whole.R and resumed.R_initial == whole.R_initial
+    assert resumed.chance == whole.chance
     weights_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     weights_resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
     for key, value in weights_whole.items():
@@ -129,11 +129,11 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(synthetic
     other = _run(config, "lwf", tmp_path / "c", seed=2)
     assert (tmp_path / "a" / "history.csv").read_text().split("seconds")[0] == \
         (tmp_path / "b" / "history.csv").read_text().split("seconds")[0]
-    assert first["R"] == second["R"] and first["final"] == second["final"]
+    assert first.R == second.R and first.final == second.final
     losses = lambda path: [line.split(",")[4] for line in path.read_text().splitlines()[1:]]  # noqa: E731
     assert losses(tmp_path / "a" / "history.csv") == losses(tmp_path / "b" / "history.csv")
     assert losses(tmp_path / "a" / "history.csv") != losses(tmp_path / "c" / "history.csv")
-    assert other["run"]["seed"] == 2
+    assert other.seed == 2
 
 
 def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_root, tmp_path, monkeypatch):
@@ -168,8 +168,8 @@ def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_p
     history = (tmp_path / "history.csv").read_text().splitlines()
     columns = history[0].split(",")
     last_epochs = [dict(zip(columns, line.split(","), strict=True)) for line in (history[2], history[4])]
-    assert [float(row["val_miou"]) for row in last_epochs[:1]] == [metrics["R"][0][0]]
-    assert [float(row["val_map_50"]) for row in last_epochs[1:]] == [metrics["R"][1][1]]
+    assert [float(row["val_miou"]) for row in last_epochs[:1]] == [metrics.R[0][0]]
+    assert [float(row["val_map_50"]) for row in last_epochs[1:]] == [metrics.R[1][1]]
 
 
 def _interrupt_after_first_epoch(config, out):

@@ -11,8 +11,9 @@ import pytest
 
 from unihead.cli import main
 from unihead.config import load_config
-from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
+from unihead.forgetting import Verdict, forgetting_table, summary_table, write_tables
 from unihead.report.tables import forgetting_caption, forgetting_display
+from unihead.results import load_runs
 from unihead.runs import run_names
 
 TASKS = ["seg", "det", "cls"]

@@ -86,8 +86,8 @@ def test_a_killed_and_resumed_gpu_run_ends_like_an_uninterrupted_one(synthetic_r
     messages = []
     resumed = execute(Run(run_config(config, "ewc", 0), tmp_path / "resumed", log=messages.append))
     assert messages[0].endswith("resuming after epoch 2")
-    assert resumed["provenance"]["device"].startswith("cuda")
-    for row_whole, row_resumed in zip(whole["R"], resumed["R"], strict=True):
+    assert resumed.provenance.device.startswith("cuda")
+    for row_whole, row_resumed in zip(whole.R, resumed.R, strict=True):
         assert row_resumed == pytest.approx(row_whole, abs=0.1)  # bf16 and atomic adds: close, not identical
     weights_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     weights_resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)

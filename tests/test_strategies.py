@@ -337,7 +337,7 @@ def test_ewc_computes_no_fisher_after_the_last_stage(synthetic_root, tmp_path, m
     monkeypatch.setattr(ewc_module, "fisher_diagonal", counting)
     config = config_from_dict({**config_to_dict(_config(synthetic_root)), "strategies": {"ewc": {"fisher_samples": 2}}})
     metrics = execute(Run(run_config(config, "ewc", 0), tmp_path, log=lambda line: None))
-    assert stages == [(0, False)] and [stage["task"] for stage in metrics["stages"]] == ["seg", "det"]
+    assert stages == [(0, False)] and [stage["task"] for stage in metrics.stages] == ["seg", "det"]
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import yaml
 
 from unihead.compare import compare_results
 from unihead.config import ConfigError, apply_variant, config_from_dict, load_config
-from unihead.forgetting import Verdict, forgetting_table, load_runs, summary_table, write_tables
+from unihead.forgetting import Verdict, forgetting_table, summary_table, write_tables
 from unihead.report.build import provenance_line
 from unihead.report.tables import final_metrics, forgetting_display
+from unihead.results import load_runs
 from unihead.scopes import benchmark_scope, forgetting_scope, report_scope, run_config, run_scope
 from unihead.sources.manifest import MANIFEST
 
@@ -96,9 +97,20 @@ def test_slices_carry_the_variants_only_where_the_experiment_has_them():
     # the forgetting job needs the names only; the report and the latency need each variant's model
     assert forgetting_scope(config)["workflow"]["variants"] == {"logits": {}}
     assert report_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    assert benchmark_scope(config)["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
-    for scope in (forgetting_scope, report_scope, benchmark_scope):
+    for scope in (forgetting_scope, report_scope):
         assert config_from_dict(scope(config)).workflow.variants == scope(config)["workflow"]["variants"]
+
+
+def test_a_variants_benchmark_slice_carries_that_variants_overrides_alone():
+    config = config_from_dict(experiment({"logits": {"model": {"det_head": "logits"}}, "wide": {"model": {}}}))
+    assert benchmark_scope(config, "logits")["workflow"]["variants"] == {"logits": {"model": {"det_head": "logits"}}}
+    assert config_from_dict(benchmark_scope(config, "logits")).workflow.variants == {"logits": {"model": {"det_head":
+                                                                                                         "logits"}}}
+    # editing the other variant leaves this slice (and so its benchmark job) as it was
+    edited = config_from_dict(experiment({"logits": {"model": {"det_head": "logits"}},
+                                          "wide": {"model": {"det_head": "logits"}}}))
+    assert benchmark_scope(edited, "logits") == benchmark_scope(config, "logits")
+    assert benchmark_scope(edited, "wide") != benchmark_scope(config, "wide")
 
 
 def test_the_ablation_configs_list_the_issues_variants():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import signal
 import sys
@@ -144,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (a strategy over the task sequence, or baseline-<task>); resumes if interrupted."""
     from unihead.config import load_run_config
     from unihead.engine.run import Run, execute
+    from unihead.results import METRICS_FILE
     from unihead.scopes import run_config
 
     if args.run is None:
@@ -156,13 +158,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        metrics = execute(run)
+        record = execute(run)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
-                       for metric in [metrics["primary_metric"][t]])
-    print(f"[{config.run} seed{config.seed}] done in {metrics['train_seconds']:.0f} s of training: {finals}; "
-          f"wrote {Path(args.out) / 'metrics.json'}")
+    finals = ", ".join(f"{task} {math.nan if score is None else score:.4f}"
+                       for task, score in zip(record.eval_tasks, record.R[-1], strict=True))
+    print(f"[{config.run} seed{config.seed}] done in {record.train_seconds:.0f} s of training: {finals}; "
+          f"wrote {Path(args.out) / METRICS_FILE}")
     return 0
 
 

@@ -39,22 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unihead.config import COMPARE_FLOOR
+from unihead.config import COMPARE_FLOOR, Bounds
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
-from unihead.forgetting import (
-    PER_SEED_CSV,
-    RULE_DROP,
-    SUMMARY_CSV,
-    TOLERANCE,
-    VARIANT,
-    load_runs,
-    qualified_name,
-    variant_of,
-)
+from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, VARIANT
+from unihead.results import METRICS_FILE, RunResult, load_runs, qualified_name
 from unihead.sources.manifest import MANIFEST
 
-METRICS_JSON = "metrics.json"
 TABLE_KEYS = {PER_SEED_CSV: ("strategy", "seed", "task", "metric"), SUMMARY_CSV: ("strategy", "task", "metric")}
 """The forgetting tables under ``tables/``, with the columns that name a row (every other cell is compared);
 with variants, the ``variant`` column too."""
@@ -63,6 +54,9 @@ KEYS = ["table", "run", "seed", "task", "metric", "quantity"]
 ``R after <stage task>``, or a table's column)."""
 OVER_SEEDS = "all"
 """The seed of a summary-table number, which is over all seeds."""
+FLOOR_RANGE = Bounds(0.0, 0.1)
+"""The floors ``compare`` accepts: a floor of 0.1 lets a number move by 10 points; a larger one (or an infinite one)
+would take a changed result as reproduced."""
 SIGMAS = 2.0
 """Standard deviations over the reference's seeds that a reproduced number may differ by."""
 POINTS_PREFIX = RULE_DROP["absolute"]
@@ -81,7 +75,7 @@ class Results:
     """One experiment's result folder, read and checked."""
 
     folder: Path
-    runs: list[dict[str, Any]]
+    runs: list[RunResult]
     tables: dict[str, pd.DataFrame]
     data_files: dict[str, str]
     """sha256 of every data file, by its path in the manifest."""
@@ -94,34 +88,6 @@ class Finding:
     level: str
     topic: str
     text: str
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_final(path: str, final: Any) -> None:
-    """``final`` maps each task to its metrics, each a number or null."""
-    if not isinstance(final, dict) or not final:
-        raise InputError(f"{path}: key 'final' is {_short(final)}; expected an object of tasks, each with its "
-                         "metrics, as `unihead train` writes it")
-    for task, metrics in final.items():
-        if not isinstance(metrics, dict) or not all(
-                value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-                for value in metrics.values()):
-            raise InputError(f"{path}: key 'final.{task}' is {_short(metrics)}; expected an object of metric "
-                             "names and numbers (or null)")
-
-
-def _check_provenance(path: str, provenance: Any) -> None:
-    """``provenance`` records the package versions, Python, device and commit of the run."""
-    if not isinstance(provenance, dict) or not isinstance(provenance.get("packages"), dict):
-        raise InputError(f"{path}: key 'provenance' is {_short(provenance)}; expected an object with "
-                         "'packages' (name: version), as `unihead train` writes it")
-    missing = [f"provenance.{key}" for key in ("python", "device", "git_commit") if key not in provenance]
-    if missing:
-        raise InputError(f"{path}: missing key(s) {missing}; expected the provenance `unihead train` writes")
 
 
 def _read_table(path: Path, keys: tuple[str, ...]) -> pd.DataFrame:
@@ -167,34 +133,30 @@ def read_results(folder: Path) -> Results:
     or malformed is an error naming it."""
     if not (folder / "runs").is_dir():
         raise InputError(f"{folder}: no runs/ folder; expected an experiment's results (runs/<run>/seed<N>/"
-                         f"{METRICS_JSON}, tables/, data/{MANIFEST})")
+                         f"{METRICS_FILE}, tables/, data/{MANIFEST})")
     runs = load_runs(folder / "runs")
     for run in runs:
         for key in ("final", "provenance"):
-            if key not in run:
-                raise InputError(f"{run['path']}: missing key {key!r}; expected the results `unihead train` writes")
-        _check_final(run["path"], run["final"])
-        _check_provenance(run["path"], run["provenance"])
+            if not getattr(run, key):
+                raise InputError(f"{run.path}: missing key {key!r}; expected the results `unihead train` writes")
     tables = {name: _read_table(folder / "tables" / name, keys) for name, keys in TABLE_KEYS.items()}
     return Results(folder, runs, tables, _read_manifest(folder / "data" / MANIFEST))
 
 
-def _score(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _metric_numbers(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _metric_numbers(runs: list[RunResult]) -> list[dict[str, Any]]:
     """Each run's final metrics and its matrix ``R`` (row: the stage's task; column: the task evaluated)."""
     rows = []
     for run in runs:
-        name, seed = qualified_name(variant_of(run), run["run"]["name"]), str(run["run"]["seed"])
-        for task, metrics in run["final"].items():
-            rows += [{"table": METRICS_JSON, "run": name, "seed": seed, "task": task, "metric": metric,
-                      "quantity": "final", "value": _score(value)} for metric, value in metrics.items()]
-        for stage_task, scores in zip(run["run"]["tasks"], run["R"], strict=True):
-            rows += [{"table": METRICS_JSON, "run": name, "seed": seed, "task": task,
-                      "metric": run["primary_metric"][task], "quantity": f"R after {stage_task}",
-                      "value": _score(value)} for task, value in zip(run["eval_tasks"], scores, strict=True)]
+        name, seed = run.qualified_name, str(run.seed)
+        for task, metrics in (run.final or {}).items():
+            rows += [{"table": METRICS_FILE, "run": name, "seed": seed, "task": task, "metric": metric,
+                      "quantity": "final", "value": math.nan if value is None else value}
+                     for metric, value in metrics.items()]
+        for stage_task, scores in zip(run.run.tasks, run.R, strict=True):
+            rows += [{"table": METRICS_FILE, "run": name, "seed": seed, "task": task,
+                      "metric": run.primary_metric[task], "quantity": f"R after {stage_task}",
+                      "value": math.nan if value is None else value}
+                     for task, value in zip(run.eval_tasks, scores, strict=True)]
     return rows
 
 
@@ -314,7 +276,8 @@ def _recorded(results: Results, key: str) -> dict[str, str]:
     distinct values of a name joined by ' / '."""
     values: dict[str, set[str]] = {}
     for run in results.runs:
-        recorded = run["provenance"].get(key, "not recorded")
+        recorded = getattr(run.provenance, key)
+        recorded = "not recorded" if recorded is None else recorded
         for name, value in (recorded.items() if isinstance(recorded, dict) else [(key, recorded)]):
             values.setdefault(name, set()).add(str(value))
     return {name: " / ".join(sorted(found)) for name, found in sorted(values.items())}
@@ -336,8 +299,7 @@ def _provenance_findings(reference: Results, mine: Results) -> list[Finding]:
 
 
 def _run_finding(reference: Results, mine: Results) -> Finding:
-    ref, own = ({(qualified_name(variant_of(run), run["run"]["name"]), run["run"]["seed"]) for run in results.runs}
-                for results in (reference, mine))
+    ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
     parts = [f"{where}: {', '.join(f'{name} seed {seed}' for name, seed in sorted(names))}" for names, where in
              ((ref - own, "in the reference but not in mine"), (own - ref, "in mine but not in the reference"))
              if names]
@@ -440,8 +402,9 @@ class Comparison:
 
 def compare_results(reference: Path, mine: Path, floor: float = COMPARE_FLOOR) -> Comparison:
     """Compare the result folder ``mine`` with ``reference`` (see the module's docstring)."""
-    if not floor >= 0:
-        raise InputError(f"floor {floor}: expected a tolerance of at least 0")
+    if floor not in FLOOR_RANGE:
+        raise InputError(f"--floor {floor:g}: expected {FLOOR_RANGE}, the smallest tolerance on the metrics' 0..1 "
+                         "scale (a larger floor would take a changed result as reproduced)")
     ref, own = read_results(Path(reference)), read_results(Path(mine))
     findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own)]
     return Comparison(Path(reference), Path(mine), floor, findings,

@@ -68,13 +68,15 @@ def report_scope(config: ExperimentConfig) -> dict[str, Any]:
             **_variants(config)}
 
 
-def benchmark_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What ``unihead benchmark`` reads: the model, the image size, and how training batches and computes; with
-    variants, their overrides (each variant's model is measured on its own)."""
+def benchmark_scope(config: ExperimentConfig, variant: str | None = None) -> dict[str, Any]:
+    """What ``unihead benchmark`` reads: the model, the image size, and how training batches and computes; for a
+    variant's benchmark, that variant's overrides alone (editing another variant reruns no benchmark of this
+    one)."""
     train = config.train
+    variants = {"workflow": {"variants": {variant: config.workflow.variants[variant]}}} if variant else {}
     return {"model": dataclasses.asdict(config.model), "data": {"image_size": config.data.image_size},
             "train": {"batch_size": train.batch_size, "device": train.device, "precision": train.precision,
-                      "deterministic": train.deterministic}, **_variants(config)}
+                      "deterministic": train.deterministic}, **variants}
 
 
 def readme_scope(config: ExperimentConfig) -> dict[str, Any]:

@@ -24,6 +24,34 @@ SUBSET_FILES = (
     else []
 )
 
+# The files one rule writes and another reads, here so that every rule file sees them whatever the include order.
+# Each job's slice of the config (workflow/rules/config.smk writes them).
+JOB_CONFIG = f"{RESULTS}/config/{{job}}.yaml"
+RUN_CONFIG = f"{RUN_DIR}/run.yaml"
+# The forgetting tables (workflow/rules/evaluate.smk), read by the report and the comparison.
+FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
+FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
+# With variants, each variant's model is measured (a variant may change the heads), from its own config slice.
+BENCHMARK_JOB = "benchmark/{variant}" if VARIANTS else "benchmark"
+BENCHMARK_CONFIG = f"{RESULTS}/config/{BENCHMARK_JOB}.yaml"
+BENCHMARK = f"{RESULTS}/compute/{{variant}}/benchmark.json" if VARIANTS else f"{RESULTS}/compute/benchmark.json"
+BENCHMARKS = expand(BENCHMARK, variant=VARIANTS) if VARIANTS else [BENCHMARK]
+# The report's tables and figures (workflow/rules/report.smk), read by the paper and the default target.
+REPORT_TABLES = expand(
+    f"{REPORT_DIR}/tables/{{name}}.{{ext}}",
+    name=["final_metrics", "forgetting", "continual", "r_matrices", "compute"],
+    ext=["csv", "md", "tex"],
+)
+FIGURES = ["final_metrics", "stages", "r_matrices", "training_curves", "qualitative"]
+REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"])
+# The comparison with the committed reference (workflow/rules/compare.smk), when that folder exists.
+REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None
+COMPARISON = (
+    [f"{RESULTS}/compare/comparison.md", f"{RESULTS}/compare/comparison.csv"]
+    if REFERENCE and Path(REFERENCE).is_dir()
+    else []
+)
+
 # Jobs run the package from the checkout's code/ (inside the container too), so code edits need
 # no image rebuild.
 CODE_DIR = Path(workflow.basedir) / "code"

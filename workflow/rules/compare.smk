@@ -2,13 +2,7 @@
 # every number side by side, with its tolerance. The job fails when something is not reproduced; its log
 # (printed to the terminal too) names each such number.
 
-REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None
 REFERENCE_RUNS = f"runs/{'*/' if VARIANTS else ''}*/seed*/metrics.json"
-COMPARISON = (
-    [f"{RESULTS}/compare/comparison.md", f"{RESULTS}/compare/comparison.csv"]
-    if REFERENCE and Path(REFERENCE).is_dir()
-    else []
-)
 
 if COMPARISON:
 

@@ -1,20 +1,18 @@
 # The slice of the config each job reads (code/unihead/scopes.py), written into the file the job is given.
 # A job depends on its slice only: Snakemake reruns a job whose params changed, so editing the threshold
-# reruns the forgetting tables and the report but no training, and a new seed trains only that seed's runs.
+# reruns the forgetting tables and the report but no training, a new seed trains only that seed's runs, and
+# editing one variant reruns only that variant's benchmark.
 
 SCOPES = {
     "data": data_scope,
     "forgetting": forgetting_scope,
     "report": report_scope,
-    "benchmark": benchmark_scope,
     "readme": readme_scope,
 }
-JOB_CONFIG = f"{RESULTS}/config/{{job}}.yaml"
-RUN_CONFIG = f"{RUN_DIR}/run.yaml"
 
 
 rule job_config:
-    """The config keys one job reads (data preparation, forgetting tables, report, latency, README)."""
+    """The config keys one job reads (data preparation, forgetting tables, report, README)."""
     output:
         JOB_CONFIG,
     params:
@@ -40,6 +38,19 @@ rule run_config:
         write_yaml(output[0], params.values, log[0])
 
 
+rule benchmark_config:
+    """What the latency job reads: the model, size and training settings (its variant's overrides alone)."""
+    output:
+        BENCHMARK_CONFIG,
+    params:
+        values=lambda wildcards: benchmark_scope(EXPERIMENT, wildcards.get("variant")),
+    log:
+        f"{RESULTS}/logs/config/{BENCHMARK_JOB}.log",
+    run:
+        write_yaml(output[0], params.values, log[0])
+
+
 localrules:
     job_config,
     run_config,
+    benchmark_config,

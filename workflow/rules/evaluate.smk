@@ -1,12 +1,5 @@
 # Forgetting against the threshold, and what the model costs on the training jobs' device.
 
-FORGETTING_SUMMARY = f"{RESULTS}/tables/forgetting_summary.csv"
-FORGETTING_TABLES = [f"{RESULTS}/tables/forgetting_per_seed.csv", FORGETTING_SUMMARY]
-# With variants, each variant's model is measured (a variant may change the heads).
-BENCHMARK = f"{RESULTS}/compute/{{variant}}/benchmark.json" if VARIANTS else f"{RESULTS}/compute/benchmark.json"
-BENCHMARKS = expand(BENCHMARK, variant=VARIANTS) if VARIANTS else [BENCHMARK]
-BENCHMARK_JOB = "benchmark/{variant}" if VARIANTS else "benchmark"
-
 
 rule forgetting:
     """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting;
@@ -29,7 +22,7 @@ rule benchmark:
     of the bare backbone + FPN, the data pipeline's images/s and peak memory (of a variant's model), on the
     device training jobs get."""
     input:
-        config=JOB_CONFIG.format(job="benchmark"),
+        config=BENCHMARK_CONFIG,
         manifest=MANIFEST,
     output:
         BENCHMARK,

@@ -1,13 +1,5 @@
 # Tables and figures of the experiment (and, for the paper's config, of paper/).
 
-REPORT_TABLES = expand(
-    f"{REPORT_DIR}/tables/{{name}}.{{ext}}",
-    name=["final_metrics", "forgetting", "continual", "r_matrices", "compute"],
-    ext=["csv", "md", "tex"],
-)
-FIGURES = ["final_metrics", "stages", "r_matrices", "training_curves", "qualitative"]
-REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"])
-
 
 rule report:
     """Every table (CSV, Markdown, LaTeX) and figure (PDF, PNG) from the runs; the forgetting and continual

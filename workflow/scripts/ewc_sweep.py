@@ -26,8 +26,9 @@ import pandas as pd
 import yaml
 
 from unihead.config import load_config
-from unihead.forgetting import load_runs, sequence_summaries
+from unihead.forgetting import sequence_summaries
 from unihead.report.tables import latex_table
+from unihead.results import METRICS_FILE, load_runs
 
 
 def main() -> int:
@@ -53,14 +54,14 @@ def main() -> int:
         text = yaml.safe_dump(config, sort_keys=False)
         run_dir = out / "runs" / "ewc" / f"seed{seed}"
         config_file = out / "config.yaml"
-        if (run_dir / "metrics.json").is_file() and config_file.is_file() and config_file.read_text() == text:
-            return run_dir / "metrics.json"  # this lambda's run is complete: reuse it
+        if (run_dir / METRICS_FILE).is_file() and config_file.is_file() and config_file.read_text() == text:
+            return run_dir / METRICS_FILE  # this lambda's run is complete: reuse it
         config_file.write_text(text)
         with open(out / "train.log", "w") as log:
             subprocess.run([sys.executable, "-m", "unihead", "train", "--config", str(out / "config.yaml"),
                             "--manifest", str(manifest), "--run", "ewc", "--seed", str(seed), "--out", str(run_dir)],
                            check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return run_dir / "metrics.json"
+        return run_dir / METRICS_FILE
 
     with ThreadPoolExecutor(args.jobs) as pool:
         paths = list(pool.map(train, args.lambdas))
@@ -68,8 +69,7 @@ def main() -> int:
     for weight, path in zip(args.lambdas, paths, strict=True):
         (run,) = load_runs([path])
         summary = sequence_summaries(run)
-        rows.append({"lambda": f"{weight:g}", **{t: 100 * v for t, v in zip(run["eval_tasks"], run["R"][-1],
-                                                                             strict=True)},
+        rows.append({"lambda": f"{weight:g}", **{t: 100 * v for t, v in zip(run.eval_tasks, run.R[-1], strict=True)},
                      "avg final": 100 * summary["avg_final"], "avg forgetting": 100 * summary["avg_forgetting"]})
     display = pd.DataFrame(rows).map(lambda value: value if isinstance(value, str) else f"{value:.1f}")
     data = experiment.data

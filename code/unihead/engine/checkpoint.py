@@ -1,55 +1,49 @@
-"""The checkpoint a run saves after every epoch and resumes from: model, optimiser, scheduler, strategy
-state and progress, with the run config it was made with (torchvision references' habit: one dict)."""
+"""The checkpoint a run saves after every epoch and resumes from: one plain dict (torchvision references'
+habit) of the run's state (model, optimiser, scheduler, strategy) and progress, with the run config and spec it
+was made with, which a resumed run must share."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from unihead.config import ConfigError, config_to_dict
+from unihead.config import ConfigError, RunConfig, config_to_dict
 from unihead.files import atomic_open
-
-if TYPE_CHECKING:
-    from unihead.engine.run import Run
+from unihead.runs import RunSpec
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def _config_key(run: Run) -> str:
-    return json.dumps(config_to_dict(run.config), sort_keys=True)
-
-
-def save_checkpoint(run: Run, progress: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` atomically (a kill during the write leaves the previous one)."""
-    state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "scheduler": run.scheduler.state_dict(), "strategy": run.strategy.state_dict(),
-             "config": _config_key(run), "spec": dataclasses.asdict(run.spec), "progress": progress}
-    with atomic_open(checkpoint_path(run.out_dir), "wb") as handle:
-        torch.save(state, handle)
 
 
 def checkpoint_path(out_dir: Path) -> Path:
     return out_dir / CHECKPOINT
 
 
-def load_checkpoint(run: Run) -> dict[str, Any] | None:
-    """Restore the run's state from its checkpoint and return the progress, or None without one. The
-    checkpoint must come from the same run config (what the run reads: a change elsewhere in the
-    experiment leaves it valid)."""
-    path = checkpoint_path(run.out_dir)
+def _made_by(config: RunConfig, spec: RunSpec) -> dict[str, Any]:
+    """What a checkpoint records of the run that made it: its run config and spec."""
+    return {"config": json.dumps(config_to_dict(config), sort_keys=True), "spec": dataclasses.asdict(spec)}
+
+
+def save_checkpoint(out_dir: Path, state: dict[str, Any], config: RunConfig, spec: RunSpec) -> None:
+    """Write ``state`` with the run config and spec into ``checkpoint.pt`` atomically (a kill during the write
+    leaves the previous one)."""
+    with atomic_open(checkpoint_path(out_dir), "wb") as handle:
+        torch.save({**state, **_made_by(config, spec)}, handle)
+
+
+def load_checkpoint(out_dir: Path, config: RunConfig, spec: RunSpec, device: torch.device) -> dict[str, Any] | None:
+    """The state saved in the run folder's checkpoint, or None without one. The checkpoint must come from the
+    same run config (what the run reads: a change elsewhere in the experiment leaves it valid)."""
+    path = checkpoint_path(out_dir)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=run.device, weights_only=True)
-    if state["config"] != _config_key(run) or state["spec"] != dataclasses.asdict(run.spec):
+    state = torch.load(path, map_location=device, weights_only=True)
+    made_by = _made_by(config, spec)
+    if any(state[key] != value for key, value in made_by.items()):
         raise ConfigError(f"{path}: this checkpoint was made by a run with another run config (model, data, train, "
                           "eval, strategy options or seed); delete it to start afresh, or run the command that "
                           "made it")
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.strategy.load_state_dict(state["strategy"], run.model)
-    return state["progress"]
+    return state

@@ -16,6 +16,7 @@ outputs: :mod:`unihead.engine.outputs`. While the run trains, its folder is lock
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from functools import partial
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from unihead.config import ConfigError, RunConfig
+from unihead.config import ConfigError, RunConfig, config_to_dict
 from unihead.data import collate
 from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -33,10 +34,13 @@ from unihead.engine.device import configure_backends, make_optimizer, prepare_mo
 from unihead.engine.evaluate import chance_score, evaluate_task
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
+from unihead.engine.progress import Progress
+from unihead.engine.provenance import provenance
 from unihead.engine.schedule import make_scheduler
 from unihead.engine.train import train_one_epoch
 from unihead.losses import task_loss
 from unihead.models import build_model
+from unihead.results import RunResult
 from unihead.runs import run_spec
 from unihead.sources.manifest import MANIFEST
 from unihead.strategies import StageContext, create_strategy
@@ -89,6 +93,25 @@ class Run:
         self.strategy = create_strategy(spec.strategy, config.strategies, seed=spec.seed)
         self.loss_fn = partial(self._loss, det_head=config.model.det_head)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint restores: the model's, optimiser's, scheduler's and strategy's state."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "strategy": self.strategy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.strategy.load_state_dict(state["strategy"], self.model)
+
+    def record(self, progress: Progress) -> RunResult:
+        """The finished run's record, with its provenance."""
+        spec, config = self.spec, self.config
+        run = {"name": spec.name, "kind": spec.kind, "strategy": spec.strategy, "seed": spec.seed, "tasks": spec.tasks,
+               "experiment": config.experiment, "variant": config.variant}
+        return progress.record(run, provenance(config_to_dict(config), spec.seed, self.data_root, self.manifest,
+                                               self.device))
+
     def _loss(self, task: str, output: torch.Tensor, target: Any, det_head: str) -> dict:
         return task_loss(task, output, target, det_head=det_head, num_classes=self.num_classes[task])
 
@@ -112,58 +135,70 @@ class Run:
                           generator=generator, collate_fn=collate)
 
 
-def execute(run: Run) -> dict[str, Any]:
-    """Train and evaluate the run (resuming from its checkpoint), write its outputs, return the metrics; the run
+def execute(run: Run) -> RunResult:
+    """Train and evaluate the run (resuming from its checkpoint), write its outputs, return its record; the run
     folder is locked meanwhile (:class:`unihead.engine.lock.RunFolderLocked` if another run holds it)."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     with locked(run.out_dir, run.log):
         return _train_and_write(run)
 
 
-def _train_and_write(run: Run) -> dict[str, Any]:
+def _resume(run: Run) -> Progress | None:
+    """The run's state and progress restored from its checkpoint, or None without one."""
+    state = load_checkpoint(run.out_dir, run.config, run.spec, run.device)
+    if state is None:
+        return None
+    run.load_state_dict(state)
+    progress = Progress(**state["progress"])
+    run.log(f"[{run.spec.name} seed{run.spec.seed}] resuming after epoch {progress.epochs_done}")
+    return progress
+
+
+def _train_and_write(run: Run) -> RunResult:
     spec, train = run.spec, run.config.train
     configure_backends(run.device, train.deterministic)
-    progress = load_checkpoint(run)
-    if progress is None:
-        progress = {"epochs_done": 0, "history": [], "stages": [], "initial": run.evaluate_all(),
-                    "chance": [chance_score(t, run.val_loaders[t], run.num_classes[t]) for t in spec.tasks]}
-    else:
-        run.log(f"[{spec.name} seed{spec.seed}] resuming after epoch {progress['epochs_done']}")
+    progress = _resume(run) or Progress(
+        initial=run.evaluate_all(),
+        chance=[chance_score(t, run.val_loaders[t], run.num_classes[t]) for t in spec.tasks])
     epochs = train.epochs
-    for index, task in enumerate(spec.tasks):
-        if progress["epochs_done"] >= (index + 1) * epochs:
-            continue
-        stage = run.stage_context(index)
-        if train.reset_optimizer and index > 0 and progress["epochs_done"] == index * epochs:
-            # the stage starts now (a run resumed inside it has the stage's own moments from the checkpoint);
-            # the learning rate lives in param_groups, which the scheduler keeps setting
-            run.optimizer.state.clear()
-        run.strategy.before_stage(run.model, stage)
-        for epoch in range(max(progress["epochs_done"], index * epochs), (index + 1) * epochs):
-            where = f"[{spec.name} seed{spec.seed}] stage {index + 1}/{len(spec.tasks)} ({task}), " \
-                    f"epoch {epoch - index * epochs + 1}/{epochs}"
-            torch.manual_seed(_epoch_seed(spec.seed, epoch))
-            lr = run.optimizer.param_groups[0]["lr"]
-            row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
-                                  run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
-                                  precision=train.precision)
-            val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
-                                run.config.eval)
-            metric = PRIMARY_METRIC[task]
-            losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
-            run.log(f"{where}  {losses}  val {metric} {val[metric]:.4f}  lr {lr:.2e}  "
-                    f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
-            progress["history"].append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
-                                        f"val_{metric}": val[metric]})
-            if epoch == (index + 1) * epochs - 1:
-                start = time.perf_counter()
-                run.strategy.after_stage(run.model, stage)
-                metrics = run.evaluate_all(scored={task: val})
-                train_seconds = sum(r["seconds"] for r in progress["history"] if r["stage"] == index)
-                progress["stages"].append({"task": task, "epochs": epochs, "metrics": metrics,
-                                           "train_seconds": train_seconds,
-                                           "seconds": train_seconds + time.perf_counter() - start})
-            run.scheduler.step()
-            progress["epochs_done"] = epoch + 1
-            save_checkpoint(run, progress)
-    return write_outputs(run, progress)
+    started = progress.epochs_done
+    for epoch in range(started, epochs * len(spec.tasks)):  # global epochs: stage after stage
+        index, stage_epoch = divmod(epoch, epochs)
+        task = spec.tasks[index]
+        if stage_epoch == 0 or epoch == started:  # the stage starts, or the run resumes inside it
+            stage = run.stage_context(index)
+            if train.reset_optimizer and index > 0 and stage_epoch == 0:
+                # the stage starts now (a run resumed inside it has the stage's own moments from the checkpoint);
+                # the learning rate lives in param_groups, which the scheduler keeps setting
+                run.optimizer.state.clear()
+            run.strategy.before_stage(run.model, stage)
+        where = f"[{spec.name} seed{spec.seed}] stage {index + 1}/{len(spec.tasks)} ({task}), " \
+                f"epoch {stage_epoch + 1}/{epochs}"
+        torch.manual_seed(_epoch_seed(spec.seed, epoch))
+        lr = run.optimizer.param_groups[0]["lr"]
+        row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
+                              run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
+                              precision=train.precision)
+        val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
+                            run.config.eval)
+        metric = PRIMARY_METRIC[task]
+        losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
+        run.log(f"{where}  {losses}  val {metric} {val[metric]:.4f}  lr {lr:.2e}  "
+                f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
+        progress.history.append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
+                                 f"val_{metric}": val[metric]})
+        if stage_epoch == epochs - 1:
+            start = time.perf_counter()
+            run.strategy.after_stage(run.model, stage)
+            metrics = run.evaluate_all(scored={task: val})
+            train_seconds = sum(r["seconds"] for r in progress.history if r["stage"] == index)
+            progress.stages.append({"task": task, "epochs": epochs, "metrics": metrics,
+                                    "train_seconds": train_seconds,
+                                    "seconds": train_seconds + time.perf_counter() - start})
+        run.scheduler.step()
+        progress.epochs_done = epoch + 1
+        save_checkpoint(run.out_dir, {**run.state_dict(), "progress": dataclasses.asdict(progress)}, run.config,
+                        spec)
+    record = run.record(progress)
+    write_outputs(run.out_dir, record, progress.history, run.model.state_dict())
+    return record

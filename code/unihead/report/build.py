@@ -10,11 +10,12 @@ from typing import Any
 
 from unihead.config import PAPER_BACKBONE, ExperimentConfig, apply_variant
 from unihead.errors import InputError
-from unihead.forgetting import has_variants, load_runs, read_summary, variant_of
+from unihead.forgetting import read_summary
 from unihead.models import build_model, parameter_breakdown
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, run_groups, write_tables
+from unihead.results import HISTORY_FILE, WEIGHTS_FILE, RunResult, has_variants, load_runs
 
 DATA_DESCRIPTIONS = {
     "synthetic": "SYNTHETIC data (coloured shapes, not the paper's datasets; {root})",
@@ -55,17 +56,17 @@ def provenance_line(config: ExperimentConfig, seeds: int) -> str:
             f"{seen}{variants_line(config)}")
 
 
-def variant_configs(config: ExperimentConfig, runs: list[dict]) -> dict[str | None, ExperimentConfig]:
+def variant_configs(config: ExperimentConfig, runs: list[RunResult]) -> dict[str | None, ExperimentConfig]:
     """The config each run was made with, by its variant (None: the experiment's own, without variants); a
     run of a variant that the config does not list is an error naming it."""
     if not has_variants(runs):
         return {None: config}
-    unknown = sorted({variant_of(run) for run in runs} - set(config.workflow.variants))
+    unknown = sorted({run.variant for run in runs} - set(config.workflow.variants))
     if unknown:
-        example = next(run["path"] for run in runs if variant_of(run) in unknown)
+        example = next(run.path for run in runs if run.variant in unknown)
         raise InputError(f"runs of variant(s) {unknown} (e.g. {example}) are not among experiment {config.name!r}'s "
                          f"workflow.variants {list(config.workflow.variants)}")
-    return {variant: apply_variant(config, variant) for variant in dict.fromkeys(variant_of(run) for run in runs)}
+    return {variant: apply_variant(config, variant) for variant in dict.fromkeys(run.variant for run in runs)}
 
 
 def _benchmarks(paths: list[Path]) -> dict[str | None, dict[str, Any]]:
@@ -85,7 +86,7 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
     runs = load_runs(metrics)
     summary, verdict = read_summary(forgetting)
     configs = variant_configs(config, runs)
-    seeds = len({run["run"]["seed"] for run in runs})
+    seeds = len({run.seed for run in runs})
     line = provenance_line(config, seeds)
     parameters = {variant: parameter_breakdown(build_model(dataclasses.replace(c.model, pretrained=False)))["total"]
                   for variant, c in configs.items()}
@@ -93,22 +94,22 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
     written = write_tables(runs, summary, verdict, out_dir / "tables", parameters, _benchmarks(benchmarks or []),
                            line, label_prefix)
     figure_dir = out_dir / "figures"
-    sequence = [run for run in runs if run["run"]["kind"] == "sequence"]
+    sequence = [run for run in runs if run.run.kind == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics", line)
     if sequence:
         written += figures.save(figures.stages_figure(sequence), figure_dir, "stages", line)
         written += figures.save(figures.r_heatmaps_figure(sequence), figure_dir, "r_matrices", line)
-        first_seed = min(run["run"]["seed"] for run in sequence)
+        first_seed = min(run.seed for run in sequence)
         histories: dict[str | None, dict[str, Path]] = {}
         for (variant, name), group in run_groups(sequence).items():
             for run in group:
-                if run["run"]["seed"] == first_seed:
-                    histories.setdefault(variant, {})[name] = Path(run["path"]).with_name("history.csv")
+                if run.seed == first_seed:
+                    histories.setdefault(variant, {})[name] = run.path.with_name(HISTORY_FILE)
         written += figures.save(figures.training_curves_figure(histories), figure_dir, "training_curves", line)
         shown = sequence[-1]
-        weights = Path(shown["path"]).with_name("model.pt")
-        variant = "" if variant_of(shown) is None else f", variant {variant_of(shown)}"
-        title = f"{shown['run']['name']} (seed {shown['run']['seed']}{variant}) after all stages"
-        written += figures.save(qualitative_figure(configs[variant_of(shown)], weights, title), figure_dir,
+        weights = shown.path.with_name(WEIGHTS_FILE)
+        variant = "" if shown.variant is None else f", variant {shown.variant}"
+        title = f"{shown.name} (seed {shown.seed}{variant}) after all stages"
+        written += figures.save(qualitative_figure(configs[shown.variant], weights, title), figure_dir,
                                 "qualitative", line)
     return written

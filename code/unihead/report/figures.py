@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from unihead.forgetting import VARIANT
-from unihead.report.tables import TASK_LABELS, r_matrices, run_label
+from unihead.report.tables import TASK_LABELS, final_metrics, r_matrices, run_label
+from unihead.results import RunResult
 
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "--", "++", "**"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
@@ -43,6 +44,13 @@ def by_variant(table: pd.DataFrame) -> dict[str | None, pd.DataFrame]:
     return {variant: table[table[VARIANT] == variant] for variant in dict.fromkeys(table[VARIANT])}
 
 
+def _chance(final: pd.DataFrame, task: str) -> float | None:
+    """A task's chance score (x100) from the final-metrics table (rows of one variant), where every figure reads
+    it; None where it is not recorded."""
+    chance = final[final["primary"] & (final["task"] == task)]["chance"].dropna()
+    return 100 * chance.iloc[0] if len(chance) else None
+
+
 def final_metrics_figure(final: pd.DataFrame) -> Figure:
     """Bars: final primary metric per task and run, error bars = std over seeds (none with one seed); a dotted
     line across each task's bars at its chance score; one panel per variant."""
@@ -62,9 +70,9 @@ def final_metrics_figure(final: pd.DataFrame) -> Figure:
             axis.bar(x, means, width, yerr=errors, capsize=2, label=run_label(run), hatch=HATCHES[i % len(HATCHES)],
                      edgecolor="black", linewidth=0.6)
         for j, task in enumerate(tasks):
-            chance = primary[primary["task"] == task]["chance"].dropna()
-            if len(chance):
-                axis.hlines(100 * chance.iloc[0], j - 0.45, j + 0.45, colors="black", linestyles=":", linewidth=1.2,
+            chance = _chance(primary, task)
+            if chance is not None:
+                axis.hlines(chance, j - 0.45, j + 0.45, colors="black", linestyles=":", linewidth=1.2,
                             label="chance" if j == 0 else None)
         axis.set_xticks(range(len(tasks)), [TASK_LABELS[t] for t in tasks])
         axis.set_ylabel("final score (x100)")
@@ -79,10 +87,10 @@ def final_metrics_figure(final: pd.DataFrame) -> Figure:
     return figure
 
 
-def stages_figure(runs: list[dict]) -> Figure:
+def stages_figure(runs: list[RunResult]) -> Figure:
     """Each task's primary metric after every stage, one line per strategy (mean over seeds), a dotted line at
     the task's chance score; one row of panels per variant."""
-    chance = {task: 100 * score for run in runs for task, score in zip(run["eval_tasks"], run["chance"], strict=True)}
+    final = by_variant(final_metrics(runs))
     panels = by_variant(r_matrices(runs))
     tasks = [t for t in TASK_LABELS if any(t in set(m["task"]) for m in panels.values())]
     figure = Figure(figsize=(3.2 * len(tasks), 3.0 * len(panels)))
@@ -95,8 +103,9 @@ def stages_figure(runs: list[dict]) -> Figure:
                 axis.plot(range(len(rows)), 100 * rows["mean"], marker=MARKERS[i % len(MARKERS)],
                           linestyle=LINES[i % len(LINES)], label=run)
                 axis.set_xticks(range(len(rows)), list(rows["stage"]), rotation=30, fontsize=7)
-            if task in chance:
-                axis.axhline(chance[task], color="black", linestyle=":", linewidth=1.0, label="chance")
+            chance = _chance(final[variant], task)
+            if chance is not None:
+                axis.axhline(chance, color="black", linestyle=":", linewidth=1.0, label="chance")
             axis.set_title(TASK_LABELS[task] if variant is None else f"{TASK_LABELS[task]}, variant {variant}",
                            fontsize=9)
             axis.set_xlabel("evaluated after stage")
@@ -107,7 +116,7 @@ def stages_figure(runs: list[dict]) -> Figure:
     return figure
 
 
-def r_heatmaps_figure(runs: list[dict]) -> Figure:
+def r_heatmaps_figure(runs: list[RunResult]) -> Figure:
     """The accuracy matrix R of each strategy (mean over seeds), values printed in the cells."""
     matrices = r_matrices(runs)
     keys = [VARIANT, "run"] if VARIANT in matrices else ["run"]

@@ -14,7 +14,8 @@ import pandas as pd
 
 from unihead.benchmark import conditions_line
 from unihead.files import atomic_write_text
-from unihead.forgetting import DEFINITIONS, RULE_DROP, VARIANT, Verdict, has_variants, variant_of
+from unihead.forgetting import DEFINITIONS, RULE_DROP, VARIANT, Verdict
+from unihead.results import RunResult, has_variants
 from unihead.runs import BASELINE_PREFIX
 
 TASK_LABELS = {"seg": "Seg mIoU", "det": "Det mAP@0.5", "cls": "Cls top-1"}
@@ -31,13 +32,13 @@ def run_label(name: str) -> str:
     return f"baseline ({name[len(BASELINE_PREFIX):]})" if name.startswith(BASELINE_PREFIX) else name
 
 
-def run_groups(runs: list[dict], kind: str | None = None) -> dict[tuple[str | None, str], list[dict]]:
+def run_groups(runs: list[RunResult], kind: str | None = None) -> dict[tuple[str | None, str], list[RunResult]]:
     """The runs (of ``kind``, e.g. ``sequence``; all when None) by (variant, run name), over seeds, in the
     order they come."""
-    groups: dict[tuple[str | None, str], list[dict]] = {}
+    groups: dict[tuple[str | None, str], list[RunResult]] = {}
     for run in runs:
-        if kind is None or run["run"]["kind"] == kind:
-            groups.setdefault((variant_of(run), run["run"]["name"]), []).append(run)
+        if kind is None or run.run.kind == kind:
+            groups.setdefault((run.variant, run.name), []).append(run)
     return groups
 
 
@@ -46,7 +47,12 @@ def _variant_cells(variant: str | None) -> dict[str, Any]:
     return {} if variant is None else {VARIANT: variant}
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _score(value: float | None) -> float:
+    """A recorded score, NaN where it is undefined (null)."""
+    return math.nan if value is None else value
+
+
+def _mean_std(values: list[float | None]) -> tuple[float, float]:
     array = np.array([math.nan if v is None else v for v in values], dtype=float)
     return float(np.nanmean(array)) if np.isfinite(array).any() else math.nan, \
         float(np.nanstd(array, ddof=1)) if np.isfinite(array).sum() > 1 else math.nan
@@ -60,18 +66,19 @@ def _cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str
     return text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}"
 
 
-def final_metrics(runs: list[dict]) -> pd.DataFrame:
+def final_metrics(runs: list[RunResult]) -> pd.DataFrame:
     """Final value of every metric of every task, mean and std over seeds, per run name (and variant); beside
     each primary metric its chance score (the same val set for every seed; NaN for the other metrics)."""
     rows = []
     for (variant, name), group in run_groups(runs).items():
-        for index, task in enumerate(group[0]["eval_tasks"]):
-            for metric in group[0]["final"][task]:
-                mean, std = _mean_std([run["final"][task][metric] for run in group])
-                primary = metric == group[0]["primary_metric"][task]
+        first = group[0]
+        for task in first.eval_tasks:
+            for metric in first.final[task]:
+                mean, std = _mean_std([run.final[task][metric] for run in group])
+                primary = metric == first.primary_metric[task]
                 rows.append({**_variant_cells(variant), "run": name, "task": task, "metric": metric, "mean": mean,
                              "std": std, "seeds": len(group), "primary": primary,
-                             "chance": group[0]["chance"][index] if primary else math.nan})
+                             "chance": _score(first.chance_of(task)) if primary else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -80,13 +87,13 @@ def over_seeds(seeds: int) -> str:
     return f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed, so no std"
 
 
-def r_matrices(runs: list[dict]) -> pd.DataFrame:
+def r_matrices(runs: list[RunResult]) -> pd.DataFrame:
     """Mean R[stage][task] over seeds per sequence run (stage ``initial`` is the untrained model)."""
     rows = []
     for (variant, name), group in run_groups(runs, "sequence").items():
-        tasks, stages = group[0]["eval_tasks"], group[0]["run"]["tasks"]
-        matrices = [("initial", [run["R_initial"] for run in group])]
-        matrices += [(f"after {task}", [run["R"][i] for run in group]) for i, task in enumerate(stages)]
+        tasks, stages = group[0].eval_tasks, group[0].run.tasks
+        matrices = [("initial", [run.R_initial for run in group])]
+        matrices += [(f"after {task}", [run.R[i] for run in group]) for i, task in enumerate(stages)]
         for stage, rows_over_seeds in matrices:
             for j, task in enumerate(tasks):
                 mean, std = _mean_std([row[j] for row in rows_over_seeds])
@@ -95,20 +102,20 @@ def r_matrices(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compute(runs: list[dict], parameters: dict[str | None, int],
+def compute(runs: list[RunResult], parameters: dict[str | None, int],
             benchmarks: dict[str | None, dict[str, Any]]) -> pd.DataFrame:
     """Training time and throughput per run name (and variant); the model's size and, from ``unihead benchmark``,
     its inference latency (eager and fast path, median ms per batch) and the device they were measured on
     alongside (``parameters`` and ``benchmarks`` by variant, None without variants; not measured: n/a)."""
     rows = []
     for (variant, name), group in run_groups(runs).items():
-        minutes = _mean_std([run["train_seconds"] / 60 for run in group])
+        minutes = _mean_std([run.train_seconds / 60 for run in group])
         measured = benchmarks.get(variant)
         forward = None if measured is None else measured["forward_ms"]
         rows.append({**_variant_cells(variant), "run": name, "parameters": parameters[variant],
                      "train_minutes": minutes[0], "train_minutes_std": minutes[1],
-                     "images_per_s": _mean_std([r["images_per_s"] for r in group])[0],
-                     "device": group[0]["provenance"]["device"],
+                     "images_per_s": _mean_std([r.images_per_s for r in group])[0],
+                     "device": group[0].provenance.device,
                      "inference_ms": None if forward is None else forward["eager"]["median_ms"],
                      "inference_fast_ms": None if forward is None else forward["fast"]["median_ms"],
                      "inference_device": None if measured is None else measured["conditions"]["device"]})
@@ -243,7 +250,7 @@ def latex_table(table: pd.DataFrame, caption: str, label: str, index: bool) -> s
     return text.replace("±", r"$\pm$").replace("≤", r"$\leq$")
 
 
-def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_dir: Path,
+def write_tables(runs: list[RunResult], summary: pd.DataFrame, verdict: Verdict, out_dir: Path,
                  parameters: dict[str | None, int], benchmarks: dict[str | None, dict[str, Any]], provenance_line: str,
                  label_prefix: str = "") -> list[Path]:
     """Write every table as ``<name>.csv`` (numbers), ``<name>.md`` and ``<name>.tex`` (LaTeX label
@@ -251,7 +258,7 @@ def write_tables(runs: list[dict], summary: pd.DataFrame, verdict: Verdict, out_
     forgetting rule's table judged by ``verdict``; ``parameters`` and ``benchmarks`` are by variant (see
     :func:`compute`)."""
     final, matrices, cost = final_metrics(runs), r_matrices(runs), compute(runs, parameters, benchmarks)
-    seeds = len({run["run"]["seed"] for run in runs})
+    seeds = len({run.seed for run in runs})
     tables = {
         "final_metrics": (final, _final_display(final), not has_variants(runs),
                           f"Final metrics (x100) per strategy, {over_seeds(seeds)}."),
