@@ -156,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        metrics = execute(run)
+        metrics = execute(run, overwrite=args.overwrite)
     finally:
         signal.signal(signal.SIGTERM, previous)
     finals = ", ".join(f"{t} {m[metric]:.4f}" for t, m in metrics["final"].items()
@@ -261,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
                        "(default: <data root>/manifest.json when it exists)")
+    train.add_argument("--overwrite", action="store_true", help="replace the results of a finished run of another "
+                       "run config in --out (without it, such a folder is refused, naming the keys that differ)")
     train.set_defaults(func=cmd_train)
 
     forgetting = commands.add_parser("forgetting", help=cmd_forgetting.__doc__, description=cmd_forgetting.__doc__)
@@ -341,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except InputError as err:
         print(f"unihead: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder that cannot be read or written: the error names it
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"unihead: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"unihead: training diverged: {err}", file=sys.stderr)

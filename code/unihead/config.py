@@ -819,6 +819,19 @@ def load_run_config(path: str | Path) -> RunConfig:
     return _load(path, RunConfig, "run config")
 
 
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two plain-data configs (:func:`config_to_dict`), each with both
+    values: ``train.batch_size (4, now 8)``; mappings are compared key by key."""
+    differences = []
+    for key in sorted(set(old) | set(new), key=str):
+        dotted, before, after = f"{prefix}{key}", old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            differences += config_differences(before, after, f"{dotted}.")
+        elif before != after:
+            differences.append(f"{dotted} ({before!r}, now {after!r})")
+    return differences
+
+
 def config_to_dict(config: ExperimentConfig | RunConfig) -> dict[str, Any]:
     """The plain-data form of a config (for provenance records and YAML round trips)."""
     return dataclasses.asdict(config)

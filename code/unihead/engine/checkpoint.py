@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from unihead.config import ConfigError, config_to_dict
+from unihead.config import ConfigError, config_differences, config_to_dict
+from unihead.errors import InputError
 from unihead.files import atomic_open
 
 if TYPE_CHECKING:
@@ -43,11 +44,18 @@ def load_checkpoint(run: Run) -> dict[str, Any] | None:
     path = checkpoint_path(run.out_dir)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=run.device, weights_only=True)
-    if state["config"] != _config_key(run) or state["spec"] != dataclasses.asdict(run.spec):
+    try:
+        state = torch.load(path, map_location=run.device, weights_only=True)
+        recorded, spec = json.loads(state["config"]), state["spec"]
+    except Exception as err:  # truncated, empty or another file: torch, pickle, zip or JSON errors of all kinds
+        why = " ".join(str(err).split())[:200]
+        raise InputError(f"{path}: not a readable checkpoint of unihead (truncated, empty or another file: "
+                         f"{type(err).__name__}: {why}); delete it to start the run afresh") from err
+    if state["config"] != _config_key(run) or spec != dataclasses.asdict(run.spec):
+        differing = ", ".join(config_differences(recorded, json.loads(_config_key(run)))) or "the run's spec"
         raise ConfigError(f"{path}: this checkpoint was made by a run with another run config (model, data, train, "
-                          "eval, strategy options or seed); delete it to start afresh, or run the command that "
-                          "made it")
+                          f"eval, strategy options or seed), differing in {differing}; delete it to start afresh, or "
+                          "run the command that made it")
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
