@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import torch
 
+from test_compare import write_results
 from test_forgetting import runs_folder
 from unihead.cli import main
 from unihead.config import config_from_dict
@@ -32,6 +33,7 @@ from unihead.engine import run as engine
 from unihead.engine.run import Run, execute
 from unihead.errors import InputError, TrainingDiverged
 from unihead.scopes import run_config
+from unwritable import FULL, READ_ONLY, make_unwritable
 
 Build = Callable[[Path, Path], list[str]]
 """Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""
@@ -267,10 +269,11 @@ def test_the_lock_is_gone_after_a_diverged_run(synthetic_root, tmp_path, monkeyp
 
 
 # `unihead train` into a run folder that holds a finished run, a killed run's leftovers or a broken checkpoint, on a
-# full disk, or stopped by SIGTERM: a row arranges it (given the temporary folder, the data root and monkeypatch) and
-# returns the command's arguments; the command must end with the status given (and a one-line error matching the
-# row's pattern), leave no lock and no temporary file in the run folder, and pass the row's check afterwards (given
-# the temporary folder and the command): nothing lost, and a rerun works once the cause is gone.
+# full disk, or stopped by SIGTERM, and the commands that write results into a folder that cannot be written: a row
+# arranges it (given the temporary folder, the data root and monkeypatch) and returns the command's arguments; the
+# command must end with the status given (and a one-line error matching the row's pattern), leave no lock and no
+# temporary file, and pass the row's check afterwards (given the temporary folder and the command): nothing lost,
+# nothing partial, and a rerun works once the cause is gone.
 RUN = "run"
 Arrange = Callable[[Path, Path, pytest.MonkeyPatch], list[str]]
 Check = Callable[[Path, list[str]], None]
@@ -379,6 +382,43 @@ def _finished(tmp: Path, argv: list[str]) -> None:
     assert (tmp / RUN / "metrics.json").is_file()
 
 
+def _unwritable(reason: int, folder: str, then: Arrange) -> Arrange:
+    """``then``, with ``tmp/<folder>`` unwritable for ``reason`` (a full disk or a read-only file system)."""
+    def arrange(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        argv = then(tmp, data_root, monkeypatch)
+        make_unwritable(monkeypatch, tmp / folder, reason)
+        return argv
+    return arrange
+
+
+def _train_into_a_new_folder(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return _train_argv(tmp, data_root)
+
+
+def _train_into_a_folder(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / RUN).mkdir()
+    return _train_argv(tmp, data_root)
+
+
+def _forgetting_tables(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "tables").mkdir()
+    return _forgetting(runs_folder(tmp))
+
+
+def _comparison(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reference = write_results(tmp / "reference", {0: (0.5, 0.6)})
+    mine = shutil.copytree(reference, tmp / "mine")
+    (tmp / "out").mkdir()
+    return ["compare", str(reference), str(mine), "--out", str(tmp / "out")]
+
+
+def _empty_until_a_rerun(folder: str) -> Check:
+    def check(tmp: Path, argv: list[str]) -> None:
+        assert not list((tmp / folder).iterdir())
+        assert main(argv) == 0 and list((tmp / folder).iterdir())
+    return check
+
+
 UNREADABLE = r"run/checkpoint\.pt: not a readable checkpoint of unihead \(truncated, empty or another file: .*\); " \
              r"delete it to start the run afresh"
 RUN_FOLDERS = [
@@ -399,6 +439,24 @@ RUN_FOLDERS = [
                  _a_rerun_finishes, id="disk-full-at-the-checkpoint"),
     pytest.param(_sigterm_during_the_checkpoint_write, 128 + signal.SIGTERM, None, _a_rerun_finishes,
                  id="sigterm-during-the-checkpoint-write"),
+    # results into a folder that cannot be written (issue 22: 13)
+    pytest.param(_unwritable(READ_ONLY, RUN, _train_into_a_folder), 2,
+                 r"run/run\.lock: cannot write it: Read-only file system; free some space or make the folder writable",
+                 _a_rerun_finishes, id="train-into-a-read-only-folder"),
+    pytest.param(_unwritable(READ_ONLY, ".", _train_into_a_new_folder), 2, r"error: \S+/run: Read-only file system$",
+                 _a_rerun_finishes, id="train-into-a-new-folder-of-a-read-only-one"),
+    pytest.param(_unwritable(FULL, "tables", _forgetting_tables), 2,
+                 r"tables/forgetting_\w+\.csv: cannot write it: No space left on device",
+                 _empty_until_a_rerun("tables"), id="forgetting-tables-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "tables", _forgetting_tables), 2,
+                 r"tables/forgetting_\w+\.csv: cannot write it: Read-only file system",
+                 _empty_until_a_rerun("tables"), id="forgetting-tables-into-a-read-only-folder"),
+    pytest.param(_unwritable(FULL, "out", _comparison), 2,
+                 r"out/comparison\.\w+: cannot write it: No space left on device", _empty_until_a_rerun("out"),
+                 id="comparison-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "out", _comparison), 2,
+                 r"out/comparison\.\w+: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
+                 id="comparison-into-a-read-only-folder"),
 ]
 
 
@@ -418,5 +476,5 @@ def test_train_into_a_run_folder_loses_nothing_and_leaves_nothing_partial(
     if error is not None:
         assert err.startswith("unihead: error: ") and err.count("\n") == 1, err
         assert re.search(error, err), err
-    assert not list((tmp_path / RUN).glob(".*.tmp")) and not (tmp_path / RUN / LOCK).exists()
+    assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob(LOCK))
     check(tmp_path, argv)

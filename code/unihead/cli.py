@@ -24,7 +24,7 @@ from unihead.config import (
     load_config,
 )
 from unihead.errors import InputError, TrainingDiverged
-from unihead.files import atomic_write_text
+from unihead.files import atomic_write_text, writing_into
 
 
 def _experiment(path: str | None) -> ExperimentConfig:
@@ -128,8 +128,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the tables (CSV, Markdown, LaTeX) and figures (PDF, PNG) of an experiment from its runs."""
     from unihead.report.build import build_report
 
-    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
-                           Path(args.out), benchmarks=[Path(p) for p in args.benchmark or []])
+    with writing_into(Path(args.out)):
+        written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
+                               Path(args.out), benchmarks=[Path(p) for p in args.benchmark or []])
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -38,12 +38,29 @@ def cannot_write(path: Path, err: OSError) -> OutputError:
                        "writable (or choose another one), then run the command again")
 
 
+def is_write_failure(err: OSError) -> bool:
+    """Whether ``err`` says a file cannot be written where it should go (not a network or a reading error)."""
+    return err.errno in WRITE_FAILURES
+
+
+@contextlib.contextmanager
+def writing_into(folder: Path) -> Iterator[None]:
+    """Within the block, a write that fails (a full disk, a read-only folder) is an :class:`OutputError` naming the
+    file, or ``folder`` where the error names none (a failed ``write`` of an open file)."""
+    try:
+        yield
+    except OSError as err:
+        if not is_write_failure(err):
+            raise
+        raise cannot_write(Path(err.filename) if err.filename else folder, err) from err
+
+
 def _cause(err: BaseException) -> BaseException | None:
     """The exit or write failure behind ``err`` (itself, or an exception a library wrapped), else None."""
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, (SystemExit, KeyboardInterrupt)) or \
-                (isinstance(seen, OSError) and seen.errno in WRITE_FAILURES):
+                (isinstance(seen, OSError) and is_write_failure(seen)):
             return seen
         seen = seen.__context__
     return None
