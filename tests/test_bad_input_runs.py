@@ -421,7 +421,7 @@ def _empty_until_a_rerun(folder: str) -> Check:
 
 UNREADABLE = r"run/checkpoint\.pt: not a readable checkpoint of unihead \(truncated, empty or another file: .*\); " \
              r"delete it to start the run afresh"
-RUN_FOLDERS = [
+OUTPUT_FOLDERS = [
     pytest.param(_finished_then(batch_size=2), 2,
                  r"run/metrics\.json: the run folder holds a finished run of another run config \(differing keys: "
                  r"train\.batch_size \(4, now 2\)\); give another --out, or --overwrite to replace that run's results",
@@ -460,8 +460,8 @@ RUN_FOLDERS = [
 ]
 
 
-@pytest.mark.parametrize(("arrange", "status", "error", "check"), RUN_FOLDERS)
-def test_train_into_a_run_folder_loses_nothing_and_leaves_nothing_partial(
+@pytest.mark.parametrize(("arrange", "status", "error", "check"), OUTPUT_FOLDERS)
+def test_written_results_lose_nothing_and_leave_nothing_partial(
         arrange: Arrange, status: int, error: str | None, check: Check, tmp_path, synthetic_root, monkeypatch,
         capsys):
     argv = arrange(tmp_path, synthetic_root, monkeypatch)
