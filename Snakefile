@@ -27,7 +27,7 @@ if not workflow.overwrite_configfiles:
 # file needs only snakemake, not torch). A bad key, value, range or strategy name stops the workflow
 # before any job, naming the key; strings from --config 'workflow={...}' are read as the numbers they spell.
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
-from unihead.config import ConfigError, config_from_dict, config_to_dict  # noqa: E402
+from unihead.config import ConfigError, config_from_dict, config_to_dict, read_yaml  # noqa: E402
 from unihead.runs import run_names  # noqa: E402
 from unihead.scopes import (  # noqa: E402
     benchmark_scope,
@@ -39,6 +39,9 @@ from unihead.scopes import (  # noqa: E402
 )
 
 try:
+    # Snakemake's own reading keeps the last of a key given twice: read the files again, to refuse that
+    for path in workflow.configfiles:
+        read_yaml(Path(path), "config")
     EXPERIMENT = config_from_dict(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from err

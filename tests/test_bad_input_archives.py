@@ -27,10 +27,12 @@ from test_official import build, md5, write_tar, write_zip
 from unihead.config import Download
 from unihead.data.categories import IMAGENETTE_WNIDS
 from unihead.data.errors import DatasetError, DownloadError
+from unihead.errors import OutputError
 from unihead.files import atomic_write_text
 from unihead.sources.archives import SizeCap, extract_selected
 from unihead.sources.manifest import MANIFEST, write_manifest
 from unihead.sources.prepare import prepare_synthetic
+from unwritable import FULL, READ_ONLY, make_unwritable
 
 sources = test_official.sources
 """The fake official archives, their server and id lists (the fixture of tests/test_official.py)."""
@@ -236,6 +238,27 @@ def _only_the_orphan_is_removed(tmp_path: Path) -> None:
         [".notes.tmp", ".results.csv.fedcba987654.tmp", "results.csv"]
 
 
+def _unwritable(reason: int, folder: str, then: Callable[[dict, Path], Action]) -> Callable[[dict, Path], Action]:
+    """``then``, with ``tmp_path/<folder>`` unwritable while it runs (a full disk or a read-only file system)."""
+
+    def arrange(sources: dict, tmp_path: Path) -> Action:
+        action = then(sources, tmp_path)
+
+        def act() -> object:
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                make_unwritable(monkeypatch, tmp_path / folder, reason)
+                return action()
+
+        return act
+
+    return arrange
+
+
+def _existing_data(then: Callable[[dict, Path], Action]) -> Callable[[dict, Path], Action]:
+    """A data root that already holds a user's file, which the failed build must leave as it was."""
+    return _user_file("notes.txt", then)
+
+
 def _replaced_left_behind(sources: dict, tmp_path: Path) -> Action:
     (tmp_path / "data" / ".unihead-replaced" / "mini_voc_seg").mkdir(parents=True)
     return _rebuild(sources, tmp_path)
@@ -292,6 +315,15 @@ ROWS = [
     BadInput("umask 022 (results must stay readable)", _write_with_umask(0o022), None, check=_mode_is(0o644)),
     BadInput("umask 002 (a group-writable results folder)", _write_with_umask(0o002), None, check=_mode_is(0o664)),
     BadInput("temporary file of a killed write", _orphans, None, check=_only_the_orphan_is_removed),
+    # new: defect 13 of "No silent wrong answers, round two" (a full disk, a read-only folder)
+    BadInput("synthetic data on a full disk", _existing_data(_unwritable(FULL, "data", _synthetic)),
+             OutputError, r"data: cannot write it: No space left on device; free some space"),
+    BadInput("synthetic data into a read-only folder", _existing_data(_unwritable(READ_ONLY, "data", _synthetic)),
+             OutputError, r"data/\S+: cannot write it: Read-only file system"),
+    BadInput("official data with its downloads on a full disk", _existing_data(_unwritable(FULL, ".", _rebuild)),
+             OutputError, rf"cache/{VOC_TAR}\.part: cannot write it: No space left on device"),
+    BadInput("official data with a read-only download cache", _existing_data(_unwritable(READ_ONLY, "cache", _rebuild)),
+             OutputError, r"cache: cannot write it: Read-only file system"),
 ]
 
 

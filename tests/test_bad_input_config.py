@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from unihead.config import STRATEGY_OPTIONS, ConfigError, config_from_dict, load_config
+from unihead.config import STRATEGY_OPTIONS, ConfigError, config_from_dict, load_config, read_yaml
 
 
 def row(case: str, values: dict[str, Any], message: str) -> Any:
@@ -21,8 +21,19 @@ def row(case: str, values: dict[str, Any], message: str) -> Any:
     return pytest.param(values, message, id=case)
 
 
-NAME = ("letters, digits, '.', '_' and '-', but not '.' or '..' (it names the folder results/<name>) "
-        r"(pattern (?!\.\.?$)[A-Za-z0-9._-]+)")
+NAME = ("letters, digits, '.', '_' and '-', but not '.' or '..', at most 100 characters (it names the folder "
+        r"results/<name>) (pattern (?!\.\.?$)[A-Za-z0-9._-]{1,100})")
+
+
+def alias_bomb() -> list[Any]:
+    """What YAML aliases of aliases load as: 9 levels of 9 references to one list, 9**9 values written out."""
+    bomb: list[Any] = ["lol"] * 9
+    for _ in range(8):
+        bomb = [bomb] * 9
+    return bomb
+
+
+BOMB = "the config holds more than 10,000 values once its YAML aliases are expanded"
 
 BAD_CONFIGS = [
     # keys, types and choices
@@ -89,6 +100,10 @@ BAD_CONFIGS = [
     row("name-dot", {"name": "."}, "config key 'name': expected letters, digits"),
     row("name-empty", {"name": ""}, "config key 'name': expected letters, digits"),
     row("name-space", {"name": "my run"}, "config key 'name': expected letters, digits"),
+    row("name-too-long", {"name": "x" * 300}, "config key 'name': expected letters, digits, '.', '_' and '-', but not "
+        "'.' or '..', at most 100 characters"),
+    row("variant-name-too-long", {"workflow": {"variants": {"v" * 300: {}}}},
+        "expected letters, digits, '.', '_' and '-', but not '.' or '..', at most 100 characters"),
     row("container-shell-syntax", {"workflow": {"container": "unihead.sif; touch X"}},
         "config key 'workflow.container': expected an image name such as docker://host/image:tag"),
     row("container-option", {"workflow": {"container": "--bind=/:/host"}}, "config key 'workflow.container'"),
@@ -127,7 +142,11 @@ BAD_CONFIGS = [
     row("score-threshold-above-one", {"eval": {"score_threshold": 1.5}}, "config key 'eval.score_threshold'"),
     row("max-detections", {"eval": {"max_detections": 0}}, "config key 'eval.max_detections': expected at least 1"),
     row("eval-batch-size", {"eval": {"batch_size": 0}}, "config key 'eval.batch_size': expected at least 1, got 0"),
-    row("image-size-zero", {"data": {"image_size": 0}}, "config key 'data.image_size': expected at least 1, got 0"),
+    row("image-size-zero", {"data": {"image_size": 0}},
+        "config key 'data.image_size': expected a number in [1, 2048] (at most four times the paper's 512"),
+    row("image-size-huge", {"data": {"image_size": 65536}},
+        "config key 'data.image_size': expected a number in [1, 2048] (at most four times the paper's 512: a "
+        "training batch of larger images does not fit in memory), got 65536"),
     row("image-size-not-a-multiple", {"data": {"image_size": 48}},
         "config key 'data.image_size': expected a multiple of 32, the largest stride the model uses"),
     row("image-size-not-a-multiple-of-a-level",
@@ -143,11 +162,20 @@ BAD_CONFIGS = [
     row("num-workers", {"train": {"num_workers": -1}}, "config key 'train.num_workers': expected at least 0"),
     row("fpn-channels", {"model": {"fpn_channels": 0}}, "config key 'model.fpn_channels': expected at least 1"),
     row("synthetic-n-train", {"data": {"synthetic": {"n_train": 0}}},
-        "config key 'data.synthetic.n_train': expected at least 1, got 0"),
-    row("synthetic-n-val", {"data": {"synthetic": {"n_val": 0}}},
-        "config key 'data.synthetic.n_val': expected at least 1"),
+        "config key 'data.synthetic.n_train': expected at least 10"),
+    row("synthetic-n-train-below-the-classes", {"data": {"synthetic": {"n_train": 1}}},
+        "config key 'data.synthetic.n_train': expected at least 10 (the generator writes at least one image per "
+        "classification class, 10 of them), got 1"),
+    row("synthetic-n-val", {"data": {"synthetic": {"n_val": 9}}},
+        "config key 'data.synthetic.n_val': expected at least 10"),
     row("synthetic-image-size", {"data": {"synthetic": {"image_size": 0}}},
-        "config key 'data.synthetic.image_size': expected at least 1"),
+        "config key 'data.synthetic.image_size': expected a number in [32, 2048]"),
+    row("synthetic-image-size-huge", {"data": {"synthetic": {"image_size": 1_000_000}}},
+        "config key 'data.synthetic.image_size': expected a number in [32, 2048] (below 32 px its shapes cannot be "
+        "drawn; above 2048 px it would not fit in memory), got 1000000"),
+    row("official-timeout-nan", {"data": {"official": {"timeout_s": float("nan")}}},
+        "config key 'data.official.timeout_s': expected a finite number, got nan"),
+    row("lr-infinite", {"train": {"lr": float("inf")}}, "config key 'train.lr': expected a finite number, got inf"),
     row("negative-seed", {"workflow": {"seeds": [0, -1]}},
         "config key 'workflow.seeds[1]': expected at least 0, got -1"),
     row("gpus", {"workflow": {"gpus_per_run": -1}}, "config key 'workflow.gpus_per_run': expected at least 0"),
@@ -184,6 +212,9 @@ BAD_CONFIGS = [
     row("variant-overrides-workflow", {"workflow": {"variants": {"more": {"workflow": {"seeds": [0, 1]}}}}},
         "config key 'workflow.variants.more.workflow': a variant cannot override 'workflow'"),
     row("variant-name", {"workflow": {"variants": {"..": {}}}}, "config key 'workflow.variants...': expected letters"),
+    # YAML aliases of aliases (an alias bomb), as a variant's override and as a wrongly typed value
+    row("alias-bomb-in-a-variant", {"workflow": {"variants": {"v": {"train": {"epochs": alias_bomb()}}}}}, BOMB),
+    row("alias-bomb-as-a-value", {"train": {"epochs": alias_bomb()}}, BOMB),
     row("variant-not-a-mapping", {"workflow": {"variants": {"logits": "det_head=logits"}}},
         "config key 'workflow.variants.logits': expected a mapping, got 'det_head=logits'"),
 ]
@@ -213,3 +244,34 @@ def test_load_config_names_the_file(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match=r"exp.yaml: not valid YAML"):
         load_config(path)
+
+
+YAML_BOMB = b"a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + b"".join(
+    b"%c: &%c [%s]\n" % (ord("a") + i, ord("a") + i, b", ".join([b"*%c" % (ord("a") + i - 1)] * 9))
+    for i in range(1, 9))
+"""An alias bomb in YAML: 'i' stands for 9**9 values."""
+BAD_FILES = [
+    row("key-given-twice", b"train:\n  epochs: 2\n  lr: 1.0e-3\n  epochs: 50\n",
+        "exp.yaml: line 4: key 'epochs' is given twice in one mapping (first on line 2); keep one of them"),
+    row("section-given-twice", b"train: {epochs: 2}\ntrain: {epochs: 50}\n",
+        "exp.yaml: line 2: key 'train' is given twice in one mapping (first on line 1)"),
+    row("not-utf-8", "name: caf\u00e9\n".encode("latin-1"),
+        "exp.yaml: not UTF-8 text (byte 0xe9 on line 1); save the config file as UTF-8"),
+    row("alias-bomb-in-a-variant", YAML_BOMB + b"workflow:\n  variants:\n    v: {train: {epochs: *i}}\n",
+        "exp.yaml: " + BOMB),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_FILES)
+def test_a_bad_config_file_is_refused_naming_the_file(content: bytes, message: str, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+def test_a_yaml_merge_key_may_be_overridden(tmp_path):
+    """``<<: *defaults`` followed by one of its keys is YAML's way to override, not a key given twice."""
+    path = tmp_path / "exp.yaml"
+    path.write_text("base: &b {epochs: 2, batch_size: 4}\ntrain: {<<: *b, epochs: 3}\n")
+    assert read_yaml(path, "config")["train"] == {"epochs": 3, "batch_size": 4}

@@ -8,9 +8,12 @@ A row breaks a copy of a small synthetic dataset in one way and names the ``Data
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +151,85 @@ def _only_a_text_file(root: Path) -> None:
     (folder / "notes.txt").write_text("no images here\n")
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb: its data is a few bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims ``width`` x ``height`` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def _encoded(image: Image.Image, format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def _rename(relative: str, suffix: str) -> Callable[[Path], None]:
+    def breaks(root: Path) -> None:
+        path = root / relative
+        path.rename(path.with_suffix(suffix))
+
+    return breaks
+
+
+def _both(*changes: Callable[[Path], None]) -> Callable[[Path], None]:
+    def breaks(root: Path) -> None:
+        for change in changes:
+            change(root)
+
+    return breaks
+
+
+CLASS_FOLDER = "imagenette_160/train/n01440764"
+VOC_TRAIN = "mini_voc_seg/train"
+SKIPPED = r"an image file that the reader would skip \(1 in \S+{}\); it reads "
 NEW_DEFECTS = [
+    # Images read as something else, or skipped though the manifest lists them (issue 22: 2, 7).
+    BadInput("16-bit PNG in a class folder", "cls", "train",
+             _write(f"{CLASS_FOLDER}/deep.png", _encoded(Image.fromarray(np.full((SIZE, SIZE), 40000, np.uint16)),
+                                                          "PNG")),
+             r"n01440764/deep.png: image of mode I;16 \(16 or 32 bits per pixel\); expected 8 bits per channel "
+             r"\(RGB, greyscale or palette\): converting it would clip it to white", READ),
+    BadInput("VOC pair in upper case (.JPG and .PNG)", "seg", "train",
+             _both(_rename(f"{VOC_TRAIN}/JPEGImages/synth_train_00000.jpg", ".JPG"),
+                   _rename(f"{VOC_TRAIN}/SegmentationClass/synth_train_00000.png", ".PNG")),
+             r"train/JPEGImages/synth_train_00000.JPG: " + SKIPPED.format("JPEGImages") + r"<id>.jpg \(lower case\)"),
+    BadInput("VOC mask in upper case (.PNG)", "seg", "val",
+             _rename("mini_voc_seg/val/SegmentationClass/synth_val_00001.png", ".PNG"),
+             r"val/SegmentationClass/synth_val_00001.PNG: " + SKIPPED.format("SegmentationClass") +
+             r"<id>.png \(lower case\)"),
+    BadInput("BMP in a class folder", "cls", "train",
+             _write(f"{CLASS_FOLDER}/extra.bmp", _encoded(Image.new("RGB", (SIZE, SIZE)), "BMP")),
+             r"n01440764/extra.bmp: " + SKIPPED.format("n01440764") + r"\.jpeg, \.jpg, \.png \(any case\)"),
+    BadInput("WebP in a class folder", "cls", "val", _write("imagenette_160/val/n03000684/extra.webp", b"RIFF"),
+             r"n03000684/extra.webp: " + SKIPPED.format("n03000684")),
+    # Decompression bombs: headers of more pixels than a dataset image holds (issue 22: 11).
+    BadInput("PNG header of 1e10 pixels", "cls", "train",
+             _write(f"{CLASS_FOLDER}/bomb.png", _png_header(100_000, 100_000)),
+             r"n01440764/bomb.png: Image size \(10000000000 pixels\) exceeds limit .* \(more than the 67,108,864 "
+             r"pixels a dataset image may hold\)", READ),
+    BadInput("PNG mask header of 3.6e9 pixels", "seg", "train",
+             _write(f"{VOC_TRAIN}/SegmentationClass/synth_train_00000.png", _png_header(60_000, 60_000)),
+             r"synth_train_00000.png: Image size \(3600000000 pixels\) exceeds limit", READ),
+    BadInput("JPEG header of 9e8 pixels", "det", "val",
+             _write("mini_coco_det/val/images/000000500001.jpg", _jpeg_header(30_000, 30_000)),
+             r"val/images/000000500001.jpg: Image size \(900000000 pixels\) exceeds limit", READ),
+    BadInput("JPEG header of 1e8 pixels (below PIL's own limit)", "cls", "val",
+             _write("imagenette_160/val/n03000684/bomb.JPEG", _jpeg_header(10_000, 10_000)),
+             r"n03000684/bomb.JPEG: image of 10000x10000 pixels, more than the 67,108,864 a dataset image may hold "
+             r"\(a decompression bomb\?\)", READ),
     # Imagenette: labels must mean the same class in every split.
     BadInput("class folder renamed", "cls", "train",
              lambda root: (root / "imagenette_160/train/n01440764").rename(root / "imagenette_160/train/n99999999"),

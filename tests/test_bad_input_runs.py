@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from test_compare import edit_json, write_results
 from test_forgetting import runs_folder
@@ -32,6 +34,7 @@ from unihead.engine import run as engine
 from unihead.engine.run import Run, execute
 from unihead.errors import InputError, TrainingDiverged
 from unihead.scopes import run_config
+from unwritable import FULL, READ_ONLY, make_unwritable
 
 Build = Callable[[Path, Path], list[str]]
 """Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""
@@ -191,12 +194,13 @@ NEW_DEFECTS = [
                  id="folder-without-runs"),
     # judged with status 0 before: an infinite chance score gave "not learned", a NaN final score "fail"
     pytest.param(_edited(lambda m: m["chance"].__setitem__(2, math.inf)),
-                 METRICS + r"key 'chance\[2\]' is Infinity; expected a finite number, or null for an undefined metric",
+                 METRICS + r"config key 'chance\[2\]': expected a finite number, got inf",
                  id="chance-infinite"),
     pytest.param(_edited(lambda m: m["R"][2].__setitem__(0, math.nan)),
-                 METRICS + r"key 'R\[2\]\[0\]' is NaN; expected a finite number, or null", id="final-R-score-NaN"),
+                 METRICS + r"config key 'R\[2\]\[0\]': expected a finite number, got nan", id="final-R-score-NaN"),
     pytest.param(_edited(lambda m: m.update(final={"cls": {"top1": -math.inf}})),
-                 METRICS + r"key 'final.cls.top1' is -Infinity; expected a finite number", id="final-metric-infinite"),
+                 METRICS + r"config key 'final.cls.top1': expected a finite number, got -inf",
+                 id="final-metric-infinite"),
     # a floor this large reported the +0.5 mIoU change as REPRODUCED
     pytest.param(_compared("--floor", "inf"), r"error: --floor inf: expected a number in \[0, 0.1\], the smallest "
                  r"tolerance on the metrics' 0..1 scale", id="compare-floor-infinite"),
@@ -290,3 +294,215 @@ def test_the_lock_is_gone_after_a_diverged_run(synthetic_root, tmp_path, monkeyp
     with pytest.raises(TrainingDiverged):
         execute(_baseline_run(synthetic_root, tmp_path, log=lambda line: None))
     assert held == [True] and not (tmp_path / LOCK).exists()
+
+
+# `unihead train` into a run folder that holds a finished run, a killed run's leftovers or a broken checkpoint, on a
+# full disk, or stopped by SIGTERM, and the commands that write results into a folder that cannot be written: a row
+# arranges it (given the temporary folder, the data root and monkeypatch) and returns the command's arguments; the
+# command must end with the status given (and a one-line error matching the row's pattern), leave no lock and no
+# temporary file, and pass the row's check afterwards (given the temporary folder and the command): nothing lost,
+# nothing partial, and a rerun works once the cause is gone.
+RUN = "run"
+Arrange = Callable[[Path, Path, pytest.MonkeyPatch], list[str]]
+Check = Callable[[Path, list[str]], None]
+
+
+def _train_argv(tmp: Path, data_root: Path, *options: str, **train: Any) -> list[str]:
+    """``unihead train`` of TRAIN's baseline-cls run (``train`` changes its train section) into ``tmp/run``."""
+    config = tmp / f"exp{len(list(tmp.glob('exp*.yaml')))}.yaml"
+    config.write_text(json.dumps({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)},
+                                  "train": {**TRAIN["train"], **train}}))
+    return ["train", "--config", str(config), "--run", "baseline-cls", "--out", str(tmp / RUN), *options]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _finished_then(*options: str, **train: Any) -> Arrange:
+    """A finished run in ``tmp/run`` (kept as ``tmp/before``); then train into it with ``train`` changed."""
+    def arrange(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        assert main(_train_argv(tmp, data_root)) == 0
+        shutil.copytree(tmp / RUN, tmp / "before")
+        return _train_argv(tmp, data_root, *options, **train)
+    return arrange
+
+
+def _nothing_lost(tmp: Path, argv: list[str]) -> None:
+    assert _tree(tmp / RUN) == _tree(tmp / "before")
+
+
+def _replaced_with_batch_size_2(tmp: Path, argv: list[str]) -> None:
+    metrics = json.loads((tmp / RUN / "metrics.json").read_text())
+    assert metrics["provenance"]["config"]["train"]["batch_size"] == 2
+    assert sorted(_tree(tmp / RUN)) == ["history.csv", "metrics.json", "model.pt"]
+
+
+def _checkpoint(content: Callable[[Path], bytes]) -> Arrange:
+    """A run folder holding a checkpoint.pt of ``content`` (given the temporary folder); kept as ``tmp/before``."""
+    def arrange(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        (tmp / RUN).mkdir()
+        (tmp / RUN / "checkpoint.pt").write_bytes(content(tmp))
+        shutil.copytree(tmp / RUN, tmp / "before")
+        return _train_argv(tmp, data_root)
+    return arrange
+
+
+def _truncated_checkpoint(tmp: Path) -> bytes:
+    path = tmp / "whole.pt"
+    torch.save({"config": "{}", "model": {"w": torch.zeros(1000)}}, path)
+    return path.read_bytes()[:1500]
+
+
+def _killed_run_left_a_temporary_file(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What SIGKILL during a checkpoint write leaves: the dead run's lock and a fresh, empty temporary file."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp / RUN).mkdir()
+    (tmp / RUN / LOCK).write_text(_lock_text(dead.pid))
+    (tmp / RUN / ".checkpoint.pt.0123456789ab.tmp").write_bytes(b"")
+    return _train_argv(tmp, data_root)
+
+
+def _full_disk(*modes: str) -> Arrange:
+    """The disk is full for files that ``os.fdopen`` opens in ``modes`` (the lock "w", the checkpoint "wb")."""
+    def arrange(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        fdopen = os.fdopen
+
+        def full(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            if mode not in modes:
+                return fdopen(fd, mode, *args, **kwargs)
+            os.close(fd)
+            return open("/dev/full", mode, *args, **kwargs)  # every write: ENOSPC
+
+        monkeypatch.setattr(os, "fdopen", full)
+        return _train_argv(tmp, data_root)
+    return arrange
+
+
+def _sigterm_during_the_checkpoint_write(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """SIGTERM arrives while torch.save writes the checkpoint (its handler runs inside torch's write callback)."""
+    save = torch.save
+
+    class Terminated:
+        def __init__(self, handle: Any) -> None:
+            self.handle, self.writes = handle, 0
+
+        def write(self, data: bytes) -> int:
+            self.writes += 1
+            if self.writes == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return self.handle.write(data)
+
+        def flush(self) -> None:
+            self.handle.flush()
+
+    monkeypatch.setattr(torch, "save", lambda obj, handle: save(obj, Terminated(handle)))
+    return _train_argv(tmp, data_root)
+
+
+def _a_rerun_finishes(tmp: Path, argv: list[str]) -> None:
+    assert main(argv) == 0 and (tmp / RUN / "metrics.json").is_file()
+    assert not list((tmp / RUN).glob(".*.tmp")) and not (tmp / RUN / LOCK).exists()
+
+
+def _finished(tmp: Path, argv: list[str]) -> None:
+    assert (tmp / RUN / "metrics.json").is_file()
+
+
+def _unwritable(reason: int, folder: str, then: Arrange) -> Arrange:
+    """``then``, with ``tmp/<folder>`` unwritable for ``reason`` (a full disk or a read-only file system)."""
+    def arrange(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        argv = then(tmp, data_root, monkeypatch)
+        make_unwritable(monkeypatch, tmp / folder, reason)
+        return argv
+    return arrange
+
+
+def _train_into_a_new_folder(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return _train_argv(tmp, data_root)
+
+
+def _train_into_a_folder(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / RUN).mkdir()
+    return _train_argv(tmp, data_root)
+
+
+def _forgetting_tables(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "tables").mkdir()
+    return _forgetting(runs_folder(tmp))
+
+
+def _comparison(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reference = write_results(tmp / "reference", {0: (0.5, 0.6)})
+    mine = shutil.copytree(reference, tmp / "mine")
+    (tmp / "out").mkdir()
+    return ["compare", str(reference), str(mine), "--out", str(tmp / "out")]
+
+
+def _empty_until_a_rerun(folder: str) -> Check:
+    def check(tmp: Path, argv: list[str]) -> None:
+        assert not list((tmp / folder).iterdir())
+        assert main(argv) == 0 and list((tmp / folder).iterdir())
+    return check
+
+
+UNREADABLE = r"run/checkpoint\.pt: not a readable checkpoint of unihead \(truncated, empty or another file: .*\); " \
+             r"delete it to start the run afresh"
+OUTPUT_FOLDERS = [
+    pytest.param(_finished_then(batch_size=2), 2,
+                 r"run/metrics\.json: the run folder holds a finished run of another run config \(differing keys: "
+                 r"train\.batch_size \(4, now 2\)\); give another --out, or --overwrite to replace that run's results",
+                 _nothing_lost, id="finished-run-of-another-batch-size"),
+    pytest.param(_finished_then("--overwrite", batch_size=2), 0, None, _replaced_with_batch_size_2,
+                 id="finished-run-replaced-when-asked"),
+    pytest.param(_checkpoint(lambda tmp: b""), 2, UNREADABLE, _nothing_lost, id="empty-checkpoint"),
+    pytest.param(_checkpoint(lambda tmp: b"not a checkpoint\n" * 10), 2, UNREADABLE, _nothing_lost,
+                 id="garbage-checkpoint"),
+    pytest.param(_checkpoint(_truncated_checkpoint), 2, UNREADABLE, _nothing_lost, id="truncated-checkpoint"),
+    pytest.param(_killed_run_left_a_temporary_file, 0, None, _finished, id="rerun-after-sigkill-removes-its-temp-file"),
+    pytest.param(_full_disk("w"), 2, r"run/run\.lock: cannot write it: No space left on device; free some space",
+                 _a_rerun_finishes, id="disk-full-at-the-lock"),
+    pytest.param(_full_disk("wb"), 2, r"run/checkpoint\.pt: cannot write it: No space left on device",
+                 _a_rerun_finishes, id="disk-full-at-the-checkpoint"),
+    pytest.param(_sigterm_during_the_checkpoint_write, 128 + signal.SIGTERM, None, _a_rerun_finishes,
+                 id="sigterm-during-the-checkpoint-write"),
+    # results into a folder that cannot be written (issue 22: 13)
+    pytest.param(_unwritable(READ_ONLY, RUN, _train_into_a_folder), 2,
+                 r"run/run\.lock: cannot write it: Read-only file system; free some space or make the folder writable",
+                 _a_rerun_finishes, id="train-into-a-read-only-folder"),
+    pytest.param(_unwritable(READ_ONLY, ".", _train_into_a_new_folder), 2, r"error: \S+/run: Read-only file system$",
+                 _a_rerun_finishes, id="train-into-a-new-folder-of-a-read-only-one"),
+    pytest.param(_unwritable(FULL, "tables", _forgetting_tables), 2,
+                 r"tables/forgetting_\w+\.csv: cannot write it: No space left on device",
+                 _empty_until_a_rerun("tables"), id="forgetting-tables-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "tables", _forgetting_tables), 2,
+                 r"tables/forgetting_\w+\.csv: cannot write it: Read-only file system",
+                 _empty_until_a_rerun("tables"), id="forgetting-tables-into-a-read-only-folder"),
+    pytest.param(_unwritable(FULL, "out", _comparison), 2,
+                 r"out/comparison\.\w+: cannot write it: No space left on device", _empty_until_a_rerun("out"),
+                 id="comparison-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "out", _comparison), 2,
+                 r"out/comparison\.\w+: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
+                 id="comparison-into-a-read-only-folder"),
+]
+
+
+@pytest.mark.parametrize(("arrange", "status", "error", "check"), OUTPUT_FOLDERS)
+def test_written_results_lose_nothing_and_leave_nothing_partial(
+        arrange: Arrange, status: int, error: str | None, check: Check, tmp_path, synthetic_root, monkeypatch,
+        capsys):
+    argv = arrange(tmp_path, synthetic_root, monkeypatch)
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    monkeypatch.undo()  # the disk has space again, signals reach the process as before
+    err = capsys.readouterr().err
+    assert code == status, err
+    if error is not None:
+        assert err.startswith("unihead: error: ") and err.count("\n") == 1, err
+        assert re.search(error, err), err
+    assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob(LOCK))
+    check(tmp_path, argv)

@@ -76,7 +76,7 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
     config = config_from_dict({
         "name": "exp_1.a-b",
         "model": {"levels": {"seg": 8, "det": 64, "cls": 32}},
-        "data": {"image_size": 128, "synthetic": {"n_train": 1, "n_val": 1, "image_size": 1}},
+        "data": {"image_size": 2048, "synthetic": {"n_train": 10, "n_val": 10, "image_size": 32}},
         "train": {"weight_decay": 0, "device": "cuda:1", "num_workers": 0, "precision": "bf16",
                   "deterministic": "false"},
         "eval": {"nms_iou": 1, "score_threshold": 0, "max_detections": 1},
@@ -84,7 +84,7 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
                      "strategies": ["kd_replay"], "runs_per_gpu": "16"},
         "strategies": {"ewc": {"fisher_samples": 1, "decay": 0}, "lwf": {"weight": 0}},
     })
-    assert model_stride(config.model) == 64 and config.eval.nms_iou == 1.0
+    assert model_stride(config.model) == 64 and config.eval.nms_iou == 1.0 and config.data.image_size == 2048
     assert (config.train.precision, config.train.deterministic, config.workflow.runs_per_gpu) == ("bf16", False, 16)
     from unihead.strategies import create_strategy
 

@@ -116,6 +116,26 @@ def test_a_bad_config_key_stops_the_workflow_naming_it(tmp_path):
     assert "invalid config: unknown config key 'train.epoch'" in proc.stderr + proc.stdout
 
 
+ALIAS_BOMB = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join([f'*{chr(96 + i)}'] * 9)}]\n" for i in range(1, 9))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda text: text.replace("epochs: 2", "epochs: 2\n  epochs: 50"),
+     "invalid config: {config}: line 15: key 'epochs' is given twice in one mapping (first on line 14)"),
+    (lambda text: "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + ALIAS_BOMB + text
+     + "  variants:\n    v: {train: {epochs: *i}}\n",
+     "invalid config: {config}: the config holds more than 10,000 values once its YAML aliases are expanded"),
+], ids=["key-given-twice", "alias-bomb"])
+def test_a_config_file_that_yaml_reads_wrongly_stops_the_workflow(tmp_path, edit, message):
+    """Snakemake reads the config file itself: a key given twice would keep its last value, and an alias bomb would
+    hang the Snakefile; the Snakefile reads the file again and stops, naming it."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(edit((REPO / "workflow/config/test.yaml").read_text()))
+    proc = snakemake("-n", "--configfile", str(config))
+    assert proc.returncode != 0
+    assert message.format(config=config) in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
 def readme_config_examples() -> list[str]:
     """The README's `snakemake ... --config '...'` command lines, as written (comments dropped)."""
     lines = (REPO / "README.md").read_text().splitlines()
@@ -143,7 +163,7 @@ def test_a_name_with_shell_syntax_is_refused_when_the_snakefile_is_parsed(tmp_pa
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "invalid config: config key 'name': expected letters, digits, '.', '_' and '-'" in output
-    assert "[A-Za-z0-9._-]+" in output and not marker.exists()
+    assert "[A-Za-z0-9._-]{1,100}" in output and not marker.exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [

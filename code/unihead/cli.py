@@ -25,7 +25,7 @@ from unihead.config import (
     load_config,
 )
 from unihead.errors import InputError, TrainingDiverged
-from unihead.files import atomic_write_text
+from unihead.files import atomic_write_text, writing_into
 
 
 def _experiment(path: str | None) -> ExperimentConfig:
@@ -129,8 +129,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the tables (CSV, Markdown, LaTeX) and figures (PDF, PNG) of an experiment from its runs."""
     from unihead.report.build import build_report
 
-    written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
-                           Path(args.out), benchmarks=[Path(p) for p in args.benchmark or []])
+    with writing_into(Path(args.out)):
+        written = build_report(load_config(args.config), [Path(p) for p in args.metrics], Path(args.forgetting),
+                               Path(args.out), benchmarks=[Path(p) for p in args.benchmark or []])
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 
@@ -158,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Run(config, Path(args.out), manifest=Path(args.manifest) if args.manifest else None)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        record = execute(run)
+        record = execute(run, overwrite=args.overwrite)
     finally:
         signal.signal(signal.SIGTERM, previous)
     finals = ", ".join(f"{task} {math.nan if score is None else score:.4f}"
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder (metrics.json, history.csv, model.pt)")
     train.add_argument("--manifest", help="the data's manifest, whose sha256 is recorded with the results "
                        "(default: <data root>/manifest.json when it exists)")
+    train.add_argument("--overwrite", action="store_true", help="replace the results of a finished run of another "
+                       "run config in --out (without it, such a folder is refused, naming the keys that differ)")
     train.set_defaults(func=cmd_train)
 
     forgetting = commands.add_parser("forgetting", help=cmd_forgetting.__doc__, description=cmd_forgetting.__doc__)
@@ -343,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except InputError as err:
         print(f"unihead: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder that cannot be read or written: the error names it
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"unihead: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"unihead: training diverged: {err}", file=sys.stderr)

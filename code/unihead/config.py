@@ -11,6 +11,7 @@ This module imports no torch, so the workflow's host-side code (the Snakefile) c
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -22,7 +23,7 @@ from typing import Any, Union
 import yaml
 
 from unihead.errors import InputError
-from unihead.tasks import CLS, DET, SEG, TASKS
+from unihead.tasks import CLS, DET, NUM_CLS_CLASSES, SEG, TASKS
 
 FPN_STRIDES = (8, 16, 32, 64)
 """Strides of the FPN levels: the backbone's 8/16/32 and the max-pooled extra level."""
@@ -53,6 +54,16 @@ CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
 """Checksums a download may be pinned by, with the length of their hex digest."""
 DEEPEST_BACKBONE_STRIDE = 32
 """Stride of the backbone's last map, where the FPN's top-down path (feeding every level) starts."""
+MAX_IMAGE_SIZE = 2048
+"""Largest square input side in pixels (``data.image_size``, ``data.synthetic.image_size``): four times the
+paper's 512. A training batch of larger images does not fit a GPU's memory, and a typo such as 65536 would
+ask for gigabytes per image before any error."""
+MAX_NAME_LENGTH = 100
+"""Most characters of an experiment's or a variant's name: it becomes a folder name, and the workflow's file
+names add to it, within the file systems' 255 bytes."""
+MAX_CONFIG_VALUES = 10_000
+"""Most values (mappings, lists and scalars, counted as if every YAML alias were written out) a config may hold.
+The largest real config holds a few hundred; an alias bomb (aliases of aliases) holds billions."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +77,12 @@ class Pattern:
         return f"{self.description} (pattern {self.regex})"
 
 
-NAME_PATTERN = Pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+",
-                       "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the folder results/<name>)")
-VARIANT_PATTERN = Pattern(NAME_PATTERN.regex, "letters, digits, '.', '_' and '-', but not '.' or '..' (it names the "
-                                              "folder results/<experiment>/runs/<variant>)")
+NAME_PATTERN = Pattern(rf"(?!\.\.?$)[A-Za-z0-9._-]{{1,{MAX_NAME_LENGTH}}}",
+                       f"letters, digits, '.', '_' and '-', but not '.' or '..', at most {MAX_NAME_LENGTH} characters "
+                       "(it names the folder results/<name>)")
+VARIANT_PATTERN = Pattern(NAME_PATTERN.regex, f"letters, digits, '.', '_' and '-', but not '.' or '..', at most "
+                                              f"{MAX_NAME_LENGTH} characters (it names the folder "
+                                              "results/<experiment>/runs/<variant>)")
 DEVICE_PATTERN = Pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")
 CONTAINER_PATTERN = Pattern(r"[A-Za-z0-9._/][A-Za-z0-9._/:@+-]*",
                             "an image name such as docker://host/image:tag or a local .sif path, of letters, digits "
@@ -84,6 +97,8 @@ class Bounds:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    why: str = ""
+    """Why the range is what it is, said after it in an error."""
 
     def __contains__(self, value: float) -> bool:
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
@@ -91,6 +106,9 @@ class Bounds:
         return above and below
 
     def __str__(self) -> str:
+        return self._range() + (f" ({self.why})" if self.why else "")
+
+    def _range(self) -> str:
         if self.low is not None and self.high is not None:
             return (f"a number in {'(' if self.low_open else '['}{self.low:g}, "
                     f"{self.high:g}{')' if self.high_open else ']'}")
@@ -112,9 +130,9 @@ def _pattern(pattern: Pattern) -> dict[str, Pattern]:
 
 
 def bounded(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-            high_open: bool = False) -> dict[str, Bounds]:
-    """Field metadata: the field's value (each item of a list) must lie in this range."""
-    return {"bounds": Bounds(low, high, low_open, high_open)}
+            high_open: bool = False, why: str = "") -> dict[str, Bounds]:
+    """Field metadata: the field's value (each item of a list) must lie in this range (``why``: the reason)."""
+    return {"bounds": Bounds(low, high, low_open, high_open, why)}
 
 
 def check_value(value: Any, key: str, rules: Mapping[str, Any]) -> None:
@@ -184,13 +202,22 @@ class ModelConfig:
                               "is false, so no weights would be loaded: set pretrained: true or remove weights_file")
 
 
+SYNTHETIC_MIN_IMAGES = NUM_CLS_CLASSES
+"""Fewest images per split the synthetic generator writes: one per classification class."""
+SYNTHETIC_MIN_SIZE = 32
+"""Smallest synthetic image side in pixels at which the generator's shapes are still drawn."""
+_ONE_PER_CLASS = f"the generator writes at least one image per classification class, {NUM_CLS_CLASSES} of them"
+_SYNTHETIC_SIZES = (f"below {SYNTHETIC_MIN_SIZE} px its shapes cannot be drawn; above {MAX_IMAGE_SIZE} px it would "
+                    "not fit in memory")
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """The synthetic datasets written when ``data.source`` is ``synthetic``."""
 
-    n_train: int = field(default=240, metadata=bounded(1))
-    n_val: int = field(default=60, metadata=bounded(1))
-    image_size: int = field(default=128, metadata=bounded(1))
+    n_train: int = field(default=240, metadata=bounded(SYNTHETIC_MIN_IMAGES, why=_ONE_PER_CLASS))
+    n_val: int = field(default=60, metadata=bounded(SYNTHETIC_MIN_IMAGES, why=_ONE_PER_CLASS))
+    image_size: int = field(default=128, metadata=bounded(SYNTHETIC_MIN_SIZE, MAX_IMAGE_SIZE, why=_SYNTHETIC_SIZES))
     seed: int = field(default=0, metadata=bounded(0))
 
 
@@ -257,6 +284,9 @@ class OfficialConfig:
             raise ConfigError(f"config key 'data.official.timeout_s': expected a positive number, got {self.timeout_s}")
 
 
+_IMAGE_SIZES = "at most four times the paper's 512: a training batch of larger images does not fit in memory"
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the three datasets come from, where they live and at which square size the model sees them."""
@@ -267,7 +297,7 @@ class DataConfig:
     into ``root`` from the official VOC 2012, COCO 2017 and Imagenette archives (see ``official``)."""
     root: str = "data/synthetic"
     """Folder holding mini_voc_seg/, mini_coco_det/ and imagenette_160/ (the challenge layout)."""
-    image_size: int = field(default=512, metadata=bounded(1))
+    image_size: int = field(default=512, metadata=bounded(1, MAX_IMAGE_SIZE, why=_IMAGE_SIZES))
     """Side of the square input in pixels: a multiple of the largest stride the model uses (see
     :func:`model_stride`), so that every feature map and the detection grid tile it exactly."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -691,6 +721,8 @@ def _convert(value: Any, tp: Any, key: str, rules: Mapping[str, Any] | None = No
         value, ok = float(value), True
     if not ok:
         raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}': expected a finite number, got {value!r}")
     check_value(value, key, rules)
     return value
 
@@ -725,20 +757,70 @@ def build_section(cls: type, values: Any, prefix: str) -> Any:
         raise ConfigError(f"config key {where}: {err}") from err
 
 
+def check_size(values: Any) -> None:
+    """Refuse a config of more than :data:`MAX_CONFIG_VALUES` values, counting every YAML alias as the values it
+    stands for (an alias bomb, which expanding for a variant, a record or an error message would never end)."""
+    pending, seen = [values], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            raise ConfigError(f"the config holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are "
+                              "expanded (aliases of aliases multiply); write the values out, or use fewer aliases")
+        if isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     """Validate a parsed YAML mapping and fill in the defaults."""
+    check_size(values)
     return build_section(ExperimentConfig, values, "")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *defaults' merges keys that the mapping may override
+            key = self.construct_object(key_node, deep=True)
+            if key in first:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice in one mapping "
+                                  f"(first on line {first[key].start_mark.line + 1}); keep one of them")
+            first[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The values of a YAML file of UTF-8 text; errors name the file: not found, not UTF-8, not valid YAML, a key
+    given twice in one mapping, or more values than a config holds (:func:`check_size`)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} on line {line}); save the {what} "
+                          "file as UTF-8") from err
+    try:
+        values = yaml.load(text, Loader=_UniqueKeyLoader)
+        check_size(values)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    return values
 
 
 def _load(path: str | Path, cls: type, what: str) -> Any:
     """A YAML file validated against the dataclass ``cls``; errors name the file and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} file not found")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    values = read_yaml(path, what)
     try:
         return build_section(cls, values, "")
     except ConfigError as err:
@@ -753,6 +835,19 @@ def load_config(path: str | Path) -> ExperimentConfig:
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run's config file (see :class:`RunConfig`)."""
     return _load(path, RunConfig, "run config")
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two plain-data configs (:func:`config_to_dict`), each with both
+    values: ``train.batch_size (4, now 8)``; mappings are compared key by key."""
+    differences = []
+    for key in sorted(set(old) | set(new), key=str):
+        dotted, before, after = f"{prefix}{key}", old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            differences += config_differences(before, after, f"{dotted}.")
+        elif before != after:
+            differences.append(f"{dotted} ({before!r}, now {after!r})")
+    return differences
 
 
 def config_to_dict(config: ExperimentConfig | RunConfig) -> dict[str, Any]:

@@ -8,6 +8,11 @@ class InputError(ValueError):
     """
 
 
+class OutputError(InputError):
+    """A file or folder that could not be written (a read-only folder, a full disk); the message names the path,
+    the cause and what to do. Printed as one line with status 2, like bad input."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite; the message names the stage, epoch and term.
 

@@ -3,7 +3,7 @@
 A :class:`RunResult` holds measurements only (the accuracy matrix R, chance scores, per-stage and final metrics,
 timing, provenance), never a verdict. Reading one is parsing it with the config's validator
 (:func:`unihead.config.build_section`: every key typed, none unknown) and then checking what ties its keys
-together (R has a row per stage and a score per task of ``eval_tasks``, every score finite or null), so that a
+together (R has a row per stage and a score per task of ``eval_tasks``; the validator refuses a non-finite number), so that a
 malformed file is a one-line error naming it and the key, never a traceback or a wrong number. An undefined
 metric (NaN in the engine) is recorded as null; a NaN or infinity in the file is refused. Imports no torch, so
 the workflow's host side can use it.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -87,22 +86,6 @@ class Provenance:
     finished_utc: str | None = None
 
 
-def _finite(key: str, scores: Iterable[tuple[str, float | None]]) -> None:
-    """Every score is a finite number or null (an undefined metric)."""
-    for where, score in scores:
-        if score is not None and not math.isfinite(score):
-            raise InputError(f"key '{key}{where}' is {short(score)}; expected a finite number, or null for an "
-                             "undefined metric")
-
-
-def _listed(key: str, scores: Scores | None) -> list[tuple[str, float | None]]:
-    return [(f"[{i}]", score) for i, score in enumerate(scores or [])]
-
-
-def _nested(metrics: Metrics | None) -> list[tuple[str, float | None]]:
-    return [(f".{task}.{name}", value) for task, values in (metrics or {}).items() for name, value in values.items()]
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """A finished run's ``metrics.json``, its keys in the order they are written."""
@@ -144,10 +127,6 @@ class RunResult:
         for key, scores in (*((f"R[{i}]", row) for i, row in enumerate(self.R)), ("chance", self.chance)):
             if len(scores) != len(tasks):
                 raise InputError(f"key '{key}' has {len(scores)} values; expected one per {per_task}")
-            _finite(key, _listed("", scores))
-        _finite("R_initial", _listed("", self.R_initial))
-        _finite("final", _nested(self.final))
-        _finite("initial", _nested(self.initial))
 
     @property
     def name(self) -> str:

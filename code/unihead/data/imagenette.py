@@ -10,7 +10,7 @@ from torchvision.transforms import v2
 
 from unihead.data.categories import IMAGENETTE_WNIDS
 from unihead.data.errors import DatasetError
-from unihead.data.images import read_image, require_dir
+from unihead.data.images import read_image, refuse_skipped_images, require_dir
 from unihead.data.transforms import build_transforms
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -34,6 +34,8 @@ class ImagenetteClassification(Dataset):
         self.classes = list(IMAGENETTE_WNIDS)
         self.samples: list[tuple[Path, int]] = []
         for label, wnid in enumerate(self.classes):
+            refuse_skipped_images(base / wnid, lambda p: p.suffix.lower() in IMAGE_SUFFIXES,
+                                  f"{', '.join(IMAGE_SUFFIXES)} (any case)")
             files = sorted(p for p in (base / wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise DatasetError(f"{base / wnid}: class folder has no images")

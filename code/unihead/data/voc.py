@@ -12,7 +12,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from unihead.data.errors import DatasetError
-from unihead.data.images import read_image, require_dir
+from unihead.data.images import read_image, refuse_skipped_images, require_dir
 from unihead.data.transforms import build_transforms
 from unihead.tasks import NUM_SEG_CLASSES, SEG_IGNORE_INDEX
 
@@ -27,6 +27,8 @@ class VocSegmentation(Dataset):
         base = require_dir(Path(root) / split, f"segmentation '{split}' split")
         self.image_dir = require_dir(base / "JPEGImages", "segmentation images")
         self.mask_dir = require_dir(base / "SegmentationClass", "segmentation masks")
+        refuse_skipped_images(self.image_dir, lambda p: p.suffix == ".jpg", "<id>.jpg (lower case)")
+        refuse_skipped_images(self.mask_dir, lambda p: p.suffix == ".png", "<id>.png (lower case)")
         image_ids = {p.stem for p in self.image_dir.glob("*.jpg")}
         mask_ids = {p.stem for p in self.mask_dir.glob("*.png")}
         if not image_ids:

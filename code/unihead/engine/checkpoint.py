@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from unihead.config import ConfigError, RunConfig, config_to_dict
+from unihead.config import ConfigError, RunConfig, config_differences, config_to_dict
+from unihead.errors import InputError
 from unihead.files import atomic_open
 from unihead.runs import RunSpec
 
@@ -40,10 +41,17 @@ def load_checkpoint(out_dir: Path, config: RunConfig, spec: RunSpec, device: tor
     path = checkpoint_path(out_dir)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=device, weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        recorded = json.loads(state["config"])
+    except Exception as err:  # truncated, empty or another file: torch, pickle, zip or JSON errors of all kinds
+        why = " ".join(str(err).split())[:200]
+        raise InputError(f"{path}: not a readable checkpoint of unihead (truncated, empty or another file: "
+                         f"{type(err).__name__}: {why}); delete it to start the run afresh") from err
     made_by = _made_by(config, spec)
-    if any(state[key] != value for key, value in made_by.items()):
+    if any(state.get(key) != value for key, value in made_by.items()):
+        differing = ", ".join(config_differences(recorded, json.loads(made_by["config"]))) or "the run's spec"
         raise ConfigError(f"{path}: this checkpoint was made by a run with another run config (model, data, train, "
-                          "eval, strategy options or seed); delete it to start afresh, or run the command that "
-                          "made it")
+                          f"eval, strategy options or seed), differing in {differing}; delete it to start afresh, or "
+                          "run the command that made it")
     return state

@@ -1,11 +1,11 @@
 """The lock of a run folder: one run at a time trains into it.
 
 ``<run folder>/run.lock`` is created atomically (``O_CREAT | O_EXCL``) and holds the host, PID and start
-time of the run that holds it; it is removed when that run ends, also on an error. A second run on the
-folder stops with an error naming the lock and its holder. A lock left by a run that was killed is stale
-when it names this host and a PID that is no longer alive: it is reported and replaced. A lock from
-another host is never judged stale (its PID cannot be checked from here), so the error says to delete it
-once that run is known to be over.
+time of the run that holds it (never empty: a failed write, such as on a full disk, removes it); it is removed
+when that run ends, also on an error. A second run on the folder stops with an error naming the lock and its
+holder. A lock left by a run that was killed is stale when it names this host and a PID that is no longer
+alive: it is reported and replaced. A lock from another host is never judged stale (its PID cannot be checked
+from here), so the error says to delete it once that run is known to be over.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from unihead.errors import InputError
+from unihead.files import cannot_write, remove_orphan_temps
 
 LOCK = "run.lock"
 ATTEMPTS = 3
@@ -106,8 +107,16 @@ def acquire(folder: Path, log: Callable[[str], None]) -> Holder:
         except FileExistsError:
             _remove_if_stale(path, log)
             continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(asdict(me)) + "\n")
+        except OSError as err:
+            raise cannot_write(path, err) from err
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(asdict(me)) + "\n")
+        except BaseException as err:
+            path.unlink()  # an empty lock (a full disk) would refuse every later run
+            if isinstance(err, OSError):
+                raise cannot_write(path, err) from err
+            raise
         return me
     raise RunFolderLocked(f"{path}: could not take the lock in {ATTEMPTS} tries (other runs keep taking it); "
                           "run one at a time on a run folder")
@@ -123,9 +132,12 @@ def release(folder: Path, me: Holder) -> None:
 
 @contextlib.contextmanager
 def locked(folder: Path, log: Callable[[str], None]) -> Iterator[None]:
-    """Hold the lock of ``folder`` for the block, and remove it when the block ends, also on an error."""
+    """Hold the lock of ``folder`` for the block, and remove it when the block ends, also on an error. Taking it
+    removes the folder's temporary files of atomic writes: with the lock held no other run writes there, so they
+    are a killed run's (however recent)."""
     me = acquire(folder, log)
     try:
+        remove_orphan_temps(folder, max_age_s=0)
         yield
     finally:
         release(folder, me)

@@ -32,6 +32,7 @@ from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
 from unihead.engine.device import configure_backends, make_optimizer, prepare_model
 from unihead.engine.evaluate import chance_score, evaluate_task
+from unihead.engine.finished import refuse_another_config
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
 from unihead.engine.progress import Progress
@@ -135,11 +136,13 @@ class Run:
                           generator=generator, collate_fn=collate)
 
 
-def execute(run: Run) -> RunResult:
+def execute(run: Run, overwrite: bool = False) -> RunResult:
     """Train and evaluate the run (resuming from its checkpoint), write its outputs, return its record; the run
-    folder is locked meanwhile (:class:`unihead.engine.lock.RunFolderLocked` if another run holds it)."""
+    folder is locked meanwhile (:class:`unihead.engine.lock.RunFolderLocked` if another run holds it). A finished
+    run of another run config in the folder is refused, or with ``overwrite`` replaced (:mod:`.finished`)."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     with locked(run.out_dir, run.log):
+        refuse_another_config(run.out_dir, config_to_dict(run.config), overwrite)
         return _train_and_write(run)
 
 

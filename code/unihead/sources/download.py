@@ -20,7 +20,7 @@ from pathlib import Path
 
 from unihead.config import Download
 from unihead.data.errors import DownloadError
-from unihead.files import file_digest
+from unihead.files import cannot_write, file_digest, is_write_failure
 
 CHUNK = 1 << 20
 TRANSIENT_HTTP = (408, 425, 429)
@@ -73,7 +73,11 @@ def fetch(url: str, dest: Path, *, retries: int, timeout_s: float,
                 raise DownloadError(f"{what}: {url} answered HTTP {err.code} {err.reason}; check the URL in "
                                     "the config (data.official)") from err
             error = err
-        except (OSError, http.client.HTTPException) as err:
+        except OSError as err:
+            if is_write_failure(err):  # a full disk or a read-only cache: another attempt would fail alike
+                raise cannot_write(part, err) from err
+            error = err
+        except http.client.HTTPException as err:
             error = err
         if attempt + 1 < retries:
             time.sleep(min(2.0**attempt, 30.0))

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from unihead.config import OfficialConfig
 from unihead.data.errors import DatasetError
+from unihead.data.images import read_image
 from unihead.sources.archives import SizeCap, extract_files, member_names
 from unihead.sources.download import fetch, fetch_verified
 from unihead.sources.subsets import SPLITS, Subsets, read_subsets
@@ -189,10 +188,8 @@ def image_size_verifier(image: dict[str, Any]) -> Callable[[Path], str | None]:
 
     def verify(path: Path) -> str | None:
         try:
-            with Image.open(path) as handle:
-                handle.load()
-                size = handle.size
-        except (OSError, UnidentifiedImageError) as err:
+            size = read_image(path, mode="").size
+        except DatasetError as err:
             return f"is not a readable image ({err})"
         expected = (image["width"], image["height"])
         if size != expected:

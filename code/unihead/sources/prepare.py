@@ -19,7 +19,7 @@ from pathlib import Path
 from unihead.config import DataConfig
 from unihead.data.errors import DatasetError
 from unihead.data.factory import build_dataset
-from unihead.files import atomic_write_text
+from unihead.files import atomic_write_text, writing_into
 from unihead.sources.manifest import MANIFEST, build_manifest
 from unihead.sources.official import build_official
 from unihead.sources.subsets import SPLITS
@@ -108,11 +108,12 @@ def _staging(root: Path) -> Iterator[Path]:
     check_replaceable(root)
     staging = root / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # an interrupted run's: never moved into place, never checked
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with writing_into(root):
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _install(root: Path, staging: Path, source: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from unihead.config import SYNTHETIC_MIN_IMAGES, SYNTHETIC_MIN_SIZE
 from unihead.data.categories import COCO_CATEGORIES, IMAGENETTE_WNIDS, voc_palette
 from unihead.tasks import SEG_IGNORE_INDEX
 
@@ -140,11 +141,11 @@ WRITERS = {"mini_voc_seg": write_segmentation, "mini_coco_det": write_detection,
 
 def write_synthetic_dataset(root: Path, n_train: int, n_val: int, image_size: int = 128, seed: int = 0) -> None:
     """Write ``root/{mini_voc_seg,mini_coco_det,imagenette_160}/{train,val}``."""
-    if min(n_train, n_val) < len(IMAGENETTE_WNIDS):
-        raise ValueError(f"need at least {len(IMAGENETTE_WNIDS)} images per split (one per class), "
+    if min(n_train, n_val) < SYNTHETIC_MIN_IMAGES:
+        raise ValueError(f"need at least {SYNTHETIC_MIN_IMAGES} images per split (one per class), "
                          f"got n_train={n_train}, n_val={n_val}")
-    if image_size < 32:
-        raise ValueError(f"image_size must be at least 32, got {image_size}")
+    if image_size < SYNTHETIC_MIN_SIZE:
+        raise ValueError(f"image_size must be at least {SYNTHETIC_MIN_SIZE}, got {image_size}")
     for offset, (folder, writer) in enumerate(WRITERS.items()):
         for split, count in (("train", n_train), ("val", n_val)):
             rng = np.random.default_rng([seed, offset, SPLIT_SEEDS[split]])
