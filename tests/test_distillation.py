@@ -57,6 +57,28 @@ def test_box_term_is_a_mean_weighted_by_the_teachers_objectness():
     assert output_distillation("det", student, teacher, 2.0).item() == pytest.approx(1 / 64, rel=1e-6)
 
 
+def _objectness_only(teacher_logits: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher on a 1x3 grid, equal but for the objectness: the student's is 0 (p = 1/2)."""
+    teacher = torch.zeros(1, 15, 1, 3)
+    teacher[0, 4, 0] = torch.tensor(teacher_logits)
+    student = teacher.clone()
+    student[0, 4] = 0.0
+    return student, teacher
+
+
+def test_objectness_distillation_is_normalised_by_the_teachers_expected_object_count():
+    student, teacher = _objectness_only([math.log(3.0), math.log(3.0), -math.log(3.0)])  # p = 3/4, 3/4, 1/4
+    per_cell = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)  # KL(3/4 || 1/2) = KL(1/4 || 1/2)
+    # summed over the 3 cells, divided by 3/4 + 3/4 + 1/4 = 7/4 expected objects; a mean over cells gives per_cell
+    assert output_distillation("det", student, teacher, 1.0).item() == pytest.approx(3 * per_cell / 1.75, rel=1e-6)
+
+
+def test_objectness_distillation_of_a_teacher_seeing_no_object_is_a_sum_over_cells():
+    student, teacher = _objectness_only([-30.0, -30.0, -30.0])  # the expected count ~1e-13 is floored at 1
+    # KL(0 || 1/2) = ln 2 on each cell, summed: three cells the student thinks half likely objects count in full
+    assert output_distillation("det", student, teacher, 1.0).item() == pytest.approx(3 * math.log(2.0), rel=1e-6)
+
+
 def _one_hot_features(size: int, cell: int, batch: int = 2) -> torch.Tensor:
     """One channel on a size x size map: 1 at ``cell`` (row-major) of the first image, 0 elsewhere; the other
     images all 1 at the first cell."""
