@@ -363,6 +363,8 @@ class KDOptions:
     logit_weight: float = field(default=1.0, metadata=bounded(0))
     feature_weight: float = field(default=1.0, metadata=bounded(0))
     attention_weight: float = field(default=1.0, metadata=bounded(0))
+    """Zagoruyko & Komodakis' beta of the attention transfer beta/2 sum_levels ||q_s - q_t||_2 (per-image norm of
+    the normalised maps' difference; their beta 1000 went with a mean over the map's elements)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

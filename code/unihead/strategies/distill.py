@@ -25,10 +25,23 @@ def softmax_kl(student: Tensor, teacher: Tensor, temperature: float, dim: int = 
     return softmax_kl_per_position(student, teacher, temperature, dim).mean()
 
 
-def bernoulli_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """KL(teacher || student) of independent sigmoid outputs (objectness), times T^2, averaged."""
+def bernoulli_kl_per_cell(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """KL(teacher || student) of independent sigmoid outputs (objectness), times T^2, at every cell."""
     two_class = lambda z: torch.stack([z, torch.zeros_like(z)], dim=-1)  # noqa: E731  sigmoid = 2-way softmax
-    return softmax_kl(two_class(student_logits), two_class(teacher_logits), temperature, dim=-1)
+    return softmax_kl_per_position(two_class(student_logits), two_class(teacher_logits), temperature, dim=-1)
+
+
+def objectness_distillation(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """:func:`bernoulli_kl_per_cell` summed over the batch's cells and divided by the teacher's expected number of
+    object cells (the sum of its objectness probabilities, at least 1).
+
+    The detection loss divides its objectness term by the batch's positive cells (:func:`unihead.losses.
+    detection_loss`); the teacher's expected object count is its counterpart without labels. A mean over all
+    cells gave one object 1/256 of a 16x16 grid's weight, so the channel that matters most for mAP was kept
+    weakly.
+    """
+    count = teacher_logits.sigmoid().sum().clamp(min=1.0)
+    return bernoulli_kl_per_cell(student_logits, teacher_logits, temperature).sum() / count
 
 
 def weighted_mean(values: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
@@ -40,15 +53,16 @@ def output_distillation(task: str, student: Tensor, teacher: Tensor, temperature
     """Distillation loss between one head's outputs of student and teacher (zero when they are equal).
 
     Classification and segmentation: softened KL over classes. Detection: Bernoulli KL on the
-    objectness over every cell; on the box (MSE of the sigmoid offsets/sizes) and class channels (the
-    head type's :meth:`~unihead.detection_codecs.DetectionCodec.class_distillation`) a mean over cells
-    weighted by the teacher's objectness probability: a background cell's box and class outputs are
-    never used, and matching them would only pull the student towards noise.
+    objectness summed over every cell and normalised like the task loss (:func:`objectness_distillation`);
+    on the box (MSE of the sigmoid offsets/sizes) and class channels (the head type's
+    :meth:`~unihead.detection_codecs.DetectionCodec.class_distillation`) a mean over cells weighted
+    by the teacher's objectness probability: a background cell's box and class outputs are never used, and
+    matching them would only pull the student towards noise.
     """
     if task != DET:
         return softmax_kl(student, teacher, temperature)
     weights = teacher[:, OBJECTNESS].sigmoid()
-    loss = bernoulli_kl(student[:, OBJECTNESS], teacher[:, OBJECTNESS], temperature)
+    loss = objectness_distillation(student[:, OBJECTNESS], teacher[:, OBJECTNESS], temperature)
     box = (student[:, BOX_CHANNELS].sigmoid() - teacher[:, BOX_CHANNELS].sigmoid()).pow(2).mean(dim=1)
     cls = codec_for_output(student).class_distillation(student, teacher, temperature)
     return loss + weighted_mean(box, weights) + weighted_mean(cls, weights)
