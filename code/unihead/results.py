@@ -2,8 +2,8 @@
 
 A :class:`RunResult` holds measurements only (the accuracy matrix R, chance scores, per-stage and final metrics,
 timing, provenance), never a verdict. Reading one is parsing it with the config's validator
-(:func:`unihead.config.build_section`: every key typed, none unknown) and then checking what ties its keys
-together (R has a row per stage and a score per task of ``eval_tasks``; the validator refuses a non-finite number), so that a
+(:func:`unihead.config.build_section`: every key typed, every number finite, none unknown) and then checking
+what ties its keys together (R has a row per stage and a score per task of ``eval_tasks``), so that a
 malformed file is a one-line error naming it and the key, never a traceback or a wrong number. An undefined
 metric (NaN in the engine) is recorded as null; a NaN or infinity in the file is refused. Imports no torch, so
 the workflow's host side can use it.
