@@ -335,7 +335,7 @@ def _nothing_lost(tmp: Path, argv: list[str]) -> None:
 def _replaced_with_batch_size_2(tmp: Path, argv: list[str]) -> None:
     metrics = json.loads((tmp / RUN / "metrics.json").read_text())
     assert metrics["provenance"]["config"]["train"]["batch_size"] == 2
-    assert sorted(_tree(tmp / RUN)) == ["history.csv", "metrics.json", "model.pt"]
+    assert sorted(_tree(tmp / RUN)) == ["history.csv", "metrics.json", "model.pt", "per_image.json.gz"]
 
 
 def _checkpoint(content: Callable[[Path], bytes]) -> Arrange:

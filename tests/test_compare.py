@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from constant_records import write_constant_records
 from unihead.cli import main
 from unihead.config import ConfigError, config_from_dict
 from unihead.forgetting import Verdict, write_tables
@@ -32,6 +33,7 @@ def write_run(folder: Path, name: str, seed: int, tasks: list[str], R: list[list
     run = folder / "runs" / name / f"seed{seed}"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps(metrics))
+    write_constant_records(run, tasks, R)
 
 
 def write_results(folder: Path, finals: dict[int, tuple[float, float]]) -> Path:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from constant_records import write_constant_records
 from unihead.cli import main
 from unihead.config import load_config
+from unihead.errors import InputError
 from unihead.forgetting import Verdict, forgetting_table, summary_table, write_tables
 from unihead.report.tables import forgetting_caption, forgetting_display
 from unihead.results import load_runs
@@ -35,6 +38,7 @@ def write_run(runs_dir: Path, name: str, seed: int, R, tasks, initial=None) -> N
                "primary_metric": {t: PRIMARY[t] for t in tasks}, "R": R, "R_initial": initial,
                "chance": [CHANCE[t] for t in tasks]}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    write_constant_records(folder, tasks, R)
 
 
 def runs_folder(tmp_path: Path, seeds=(0,), seg_final=(0.10,), seg_base=None, matrix=R, single=SINGLE) -> Path:
@@ -125,12 +129,18 @@ def test_a_classifier_at_chance_trained_last_does_not_pass(tmp_path):
 
 def test_seeds_are_averaged_before_dividing(tmp_path):
     # seg after its stage 0.10 and 0.90, at the end 0.088 and 0.90: per-seed drops 12% and 0%, whose mean 6%
-    # fails; the seed-averaged scores 0.50 -> 0.494 drop 1.2%: pass (one seed in two passes on its own)
+    # fails; the seed-averaged scores 0.50 -> 0.494 drop 1.2%: pass by the point estimate (one seed in two
+    # passes on its own)
     runs = load_runs(runs_folder(tmp_path, seeds=(0, 1), seg_base=(0.10, 0.90), seg_final=(0.088, 0.90)))
-    seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
+    seg = summary_table(runs, Verdict(resamples=0)).set_index(["strategy", "task"]).loc[("none", "seg")]
     assert seg["rel_drop_stage_mean"] == pytest.approx(0.06)
     assert seg["rel_drop_stage"] == pytest.approx(0.012)
     assert seg["verdict_stage"] == "pass" and seg["pass_rate_stage"] == 0.5
+    # resampling the seeds (the images score alike here) draws seed 0 twice (12%), seed 1 twice (0%) or both
+    # (1.2%): the interval runs from 0 to 12%, across the 5% threshold: inconclusive
+    seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
+    assert (seg["rel_drop_stage_low"], seg["rel_drop_stage_high"]) == pytest.approx((0.0, 0.12))
+    assert seg["verdict_stage"] == "inconclusive"
     # gated by the averaged baseline: bases 0.02 and 0.10 (chance 0.02) average 0.06, less than 0.05 above chance
     runs = load_runs(runs_folder(tmp_path / "low", seeds=(0, 1), seg_base=(0.02, 0.10), seg_final=(0.02, 0.10)))
     seg = summary_table(runs, Verdict()).set_index(["strategy", "task"]).loc[("none", "seg")]
@@ -181,8 +191,7 @@ def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
 def test_without_a_single_baseline_when_allowed_its_columns_are_empty(tmp_path):
     # (without --no-single-baseline, a missing baseline is an error: see test_bad_input_runs.py)
     runs = runs_folder(tmp_path)
-    (runs / "baseline-det" / "seed0" / "metrics.json").unlink()
-    (runs / "baseline-det" / "seed0").rmdir()
+    shutil.rmtree(runs / "baseline-det" / "seed0")
     table = forgetting_table(load_runs(runs), Verdict(), require_single_baseline=False).set_index("task")
     assert math.isnan(table.loc["det", "base_single"]) and math.isnan(table.loc["det", "intransigence"])
     assert table.loc["det", "verdict_single"] == "n/a"
@@ -221,3 +230,14 @@ def test_the_experiment_lists_the_runs_and_sets_the_verdict(tmp_path):
                  "--learned-margin", "0"]) == 0
     per_seed = pd.read_csv(tmp_path / "margin" / "forgetting_per_seed.csv", keep_default_na=False, na_values=[""])
     assert per_seed["verdict_single"].tolist() == ["fail", "pass", "pass"] * 2
+
+
+def test_a_missing_or_undefined_seed_is_an_error_not_a_mean_over_fewer(tmp_path):
+    runs = runs_folder(tmp_path, seeds=(0, 1), seg_final=(0.10, 0.20))
+    shutil.rmtree(runs / "none" / "seed1")
+    with pytest.raises(InputError, match=r"strategy 'none' has no run of seed\(s\) \[1\], which other runs have"):
+        summary_table(load_runs(runs), Verdict())
+    runs = runs_folder(tmp_path / "undefined", seeds=(0, 1), seg_final=(0.10, None))
+    with pytest.raises(InputError, match=r"run 'none' seed 1: its final seg score is undefined \(null in a "
+                                         r"metrics.json\) while other seeds' are not"):
+        summary_table(load_runs(runs), Verdict())

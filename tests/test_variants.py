@@ -4,12 +4,14 @@ forgetting tables with a variant column on hand-made metrics, every number worke
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from constant_records import write_constant_records
 from unihead.compare import compare_results
 from unihead.config import ConfigError, apply_variant, config_from_dict, load_config
 from unihead.forgetting import Verdict, forgetting_table, summary_table, write_tables
@@ -143,6 +145,7 @@ def write_run(runs_dir: Path, variant: str | None, name: str, seed: int, R, task
                "R_initial": [0.0] * len(tasks), "chance": [CHANCE[t] for t in tasks], "final": final,
                "provenance": {"packages": {}, "python": "3", "device": "cpu", "git_commit": "x"}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    write_constant_records(folder, tasks, R)
     return folder / "metrics.json"
 
 
@@ -193,8 +196,7 @@ def test_every_variant_run_and_seed_the_experiment_lists_must_be_present(tmp_pat
     runs = variant_runs(tmp_path)
     config = config_from_dict({"workflow": {"strategies": ["none"], "seeds": [0], "variants": {"a": {}, "b": {}}}})
     assert len(load_runs(runs, config)) == 8
-    (runs / "b" / "baseline-det" / "seed0" / "metrics.json").unlink()
-    (runs / "b" / "baseline-det" / "seed0").rmdir()
+    shutil.rmtree(runs / "b" / "baseline-det" / "seed0")
     with pytest.raises(Exception, match=r"no results for run\(s\) b/baseline-det/seed0 that experiment"):
         load_runs(runs, config)
 

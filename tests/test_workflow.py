@@ -302,7 +302,7 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
     assert "\\toprule" in (report / "tables" / "final_metrics.tex").read_text()
     forgetting_tex = (report / "tables" / "forgetting.tex").read_text()
     assert "kd\\_replay" in forgetting_tex and "\\label{tab:forgetting}" in forgetting_tex
-    for name in ("final_metrics", "stages", "r_matrices", "training_curves", "qualitative"):
+    for name in ("final_metrics", "drops", "stages", "r_matrices", "training_curves", "qualitative"):
         with Image.open(report / "figures" / f"{name}.png") as image:
             assert image.width > 300 and image.height > 150
         assert (report / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")

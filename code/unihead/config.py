@@ -538,6 +538,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """The interval on each forgetting drop: a paired bootstrap over the validation images (base and final scored
+    on the same resample), over seeds too where the table averages them (seeds drawn first, then images)."""
+
+    resamples: int = field(default=1000, metadata=bounded(0, 100_000))
+    """Resamples per interval; 0: no intervals, and verdicts from the point estimates alone (pass/fail)."""
+    seed: int = field(default=0, metadata=bounded(0))
+    """Seeds the resampling, so that the same runs give the same intervals."""
+    confidence: float = field(default=0.95, metadata=bounded(0.5, 1, high_open=True))
+    """The intervals' coverage: a percentile interval from (1 - confidence) / 2 to (1 + confidence) / 2."""
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = field(default="experiment", metadata=_pattern(NAME_PATTERN))
     """Names the experiment's folder results/<name>/ (and the jobs' paths on the command line)."""
@@ -556,6 +569,7 @@ class ExperimentConfig:
     learned_margin: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
     for the task to count as learned; a task that was not learned is reported "not learned", never "pass"."""
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
@@ -571,6 +585,7 @@ FIXED_BY_VARIANTS = {
     "threshold": "one forgetting rule judges every variant of the table alike",
     "threshold_rule": "one forgetting rule judges every variant of the table alike",
     "learned_margin": "one forgetting rule judges every variant of the table alike",
+    "bootstrap": "one forgetting rule judges every variant of the table alike",
 }
 """The top-level keys a variant may not override, each with the reason."""
 

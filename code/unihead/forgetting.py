@@ -8,6 +8,12 @@ final score of the ``baseline-<task>`` run of the same seed. A baseline that is 
 ``learned_margin`` above the task's chance score gives "not learned", never "pass": a task that was never
 learned cannot show that it kept what it learned. Over seeds the scores are averaged before dividing.
 
+Each verdict carries the interval of its drop (:mod:`unihead.intervals`: a paired bootstrap over validation
+images, seeds resampled first where they are averaged): a learned task passes when the whole interval lies at or
+below the threshold, fails when it lies wholly above, and is "inconclusive" when it straddles the threshold, so
+that a verdict never claims more than the 60 or so validation images and the seeds can tell. With
+``bootstrap.resamples: 0`` there are no intervals and the point estimate decides (pass/fail).
+
 Reads the runs' records (:func:`unihead.results.load_runs`: a run folder without one, an unfinished run, is an
 error, and so, given the experiment, is a run it lists that is absent, so that no table has a silent gap).
 With variants, every table gains a
@@ -27,10 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unihead.config import THRESHOLD_RULES, ExperimentConfig
+from unihead.config import THRESHOLD_RULES, BootstrapConfig, ExperimentConfig
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
-from unihead.results import RunResult, has_variants, load_runs
+from unihead.intervals import image_draws, percentile_interval, resampled_scores, seed_draws, seed_means
+from unihead.metrics.per_image import images_of
+from unihead.results import RunResult, has_variants, load_runs, read_per_image
 from unihead.runs import BASELINE_PREFIX
 
 VARIANT = "variant"
@@ -39,7 +47,7 @@ PER_SEED_CSV = "forgetting_per_seed.csv"
 SUMMARY_CSV = "forgetting_summary.csv"
 
 
-PASS, FAIL, NOT_LEARNED, NO_BASELINE = "pass", "fail", "not learned", "n/a"
+PASS, FAIL, INCONCLUSIVE, NOT_LEARNED, NO_BASELINE = "pass", "fail", "inconclusive", "not learned", "n/a"
 """The values of a ``verdict_*`` column."""
 DEFINITIONS = ("stage", "single")
 """The baseline definitions, the suffix of their columns."""
@@ -61,6 +69,16 @@ def drops(base: float, final: float, chance: float) -> dict[str, float]:
     return {"rel_drop": _ratio(lost, base), "chance_drop": _ratio(lost, base - chance), "abs_drop": 100.0 * lost}
 
 
+def rule_drops(rule: str, base: np.ndarray, final: np.ndarray, chance: float) -> np.ndarray:
+    """:func:`drops`' ``rule`` column, resample by resample."""
+    lost = base - final
+    if rule == "absolute":
+        return 100.0 * lost
+    denominator = base if rule == "relative" else base - chance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, lost / denominator, np.nan)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """How a task is judged: the config's ``threshold``, ``threshold_rule`` and ``learned_margin``."""
@@ -68,6 +86,9 @@ class Verdict:
     threshold: float = ExperimentConfig.threshold
     rule: str = ExperimentConfig.threshold_rule
     learned_margin: float = ExperimentConfig.learned_margin
+    resamples: int = BootstrapConfig.resamples
+    bootstrap_seed: int = BootstrapConfig.seed
+    confidence: float = BootstrapConfig.confidence
 
     def __post_init__(self) -> None:
         if self.rule not in THRESHOLD_RULES:
@@ -75,12 +96,16 @@ class Verdict:
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> Verdict:
-        return cls(config.threshold, config.threshold_rule, config.learned_margin)
+        bootstrap = config.bootstrap
+        return cls(config.threshold, config.threshold_rule, config.learned_margin, bootstrap.resamples,
+                   bootstrap.seed, bootstrap.confidence)
 
     def columns(self) -> dict[str, Any]:
         """The verdict's settings as the columns every forgetting table carries, so that a reader of a table
         (the report's captions) learns how it was judged from the table itself."""
-        return {"threshold": self.threshold, "threshold_rule": self.rule, "learned_margin": self.learned_margin}
+        return {"threshold": self.threshold, "threshold_rule": self.rule, "learned_margin": self.learned_margin,
+                "bootstrap_resamples": self.resamples, "bootstrap_seed": self.bootstrap_seed,
+                "confidence": self.confidence}
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, source: Path) -> Verdict:
@@ -92,31 +117,77 @@ class Verdict:
                 raise InputError(f"{source}: expected one value in column {column!r} (written by `unihead "
                                  f"forgetting`), found {list(found)}")
             values[column] = found[0]
-        return cls(float(values["threshold"]), str(values["threshold_rule"]), float(values["learned_margin"]))
+        return cls(float(values["threshold"]), str(values["threshold_rule"]), float(values["learned_margin"]),
+                   int(values["bootstrap_resamples"]), int(values["bootstrap_seed"]), float(values["confidence"]))
 
-    def judge(self, base: float, final: float, chance: float) -> str:
+    def _passes(self, drop: float) -> bool:
+        if self.rule == "absolute":
+            drop /= 100.0  # the column is in points, the threshold on the metric's 0..1 scale
+        return drop <= self.threshold + TOLERANCE
+
+    def judge(self, base: float, final: float, chance: float,
+              interval: tuple[float, float] | None = None) -> str:
         """``n/a`` without a baseline (NaN); ``not learned`` when the baseline is not at least
-        ``learned_margin`` above chance; otherwise ``pass`` when the rule's drop is at most the threshold
-        (an undefined final score fails)."""
+        ``learned_margin`` above chance; otherwise, with the rule's drop's ``interval``, ``pass`` when all of it
+        is at most the threshold, ``fail`` when none of it is, ``inconclusive`` when it straddles the threshold;
+        without an interval (or an undefined one), ``pass`` when the drop itself is at most the threshold (an
+        undefined final score fails)."""
         if math.isnan(base):
             return NO_BASELINE
         if not base - chance >= self.learned_margin - TOLERANCE:
             return NOT_LEARNED
-        drop = drops(base, final, chance)[RULE_DROP[self.rule]]
-        if self.rule == "absolute":
-            drop /= 100.0  # the column is in points, the threshold on the metric's 0..1 scale
-        return PASS if drop <= self.threshold + TOLERANCE else FAIL
+        if interval is not None and all(math.isfinite(end) for end in interval):
+            low, high = interval
+            return PASS if self._passes(high) else FAIL if not self._passes(low) else INCONCLUSIVE
+        return PASS if self._passes(drops(base, final, chance)[RULE_DROP[self.rule]]) else FAIL
 
 
-def _judged(definition: str, base: float, final: float, chance: float, verdict: Verdict) -> dict[str, Any]:
-    """The drops and the verdict from one baseline definition, as columns suffixed with its name."""
+def _judged(definition: str, base: float, final: float, chance: float, verdict: Verdict,
+            interval: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The drops and the verdict from one baseline definition, as columns suffixed with its name; with the
+    ``interval`` of the rule's drop, that too, as ``<drop>_<definition>_low`` and ``_high``."""
     row: dict[str, Any] = {f"{name}_{definition}": value for name, value in drops(base, final, chance).items()}
-    row[f"verdict_{definition}"] = verdict.judge(base, final, chance)
+    if interval is not None:
+        drop = f"{RULE_DROP[verdict.rule]}_{definition}"
+        row[f"{drop}_low"], row[f"{drop}_high"] = interval
+    row[f"verdict_{definition}"] = verdict.judge(base, final, chance, interval)
     return row
 
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+RunKey = tuple[str | None, str, int]
+"""A run: (variant, name, seed)."""
+Pair = tuple[np.ndarray, np.ndarray]
+"""A drop's base and final scores on each resample of the images."""
+
+
+class Resampler:
+    """The runs' scores on the bootstrap's resamples of the validation images, each computed once when first
+    asked for; every run's per-image records are read and checked against its R when it is made."""
+
+    def __init__(self, runs: list[RunResult], verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.records = {(run.variant, run.name, run.seed): read_per_image(run) for run in runs}
+        self._scores: dict[tuple[RunKey, int, str], np.ndarray] = {}
+
+    def __call__(self, run: RunKey, stage: int, task: str) -> np.ndarray:
+        """Run ``run``'s score of ``task`` after stage ``stage`` (-1: its last) on every resample."""
+        stage %= len(self.records[run])
+        if (run, stage, task) not in self._scores:
+            record = self.records[run][stage][task]
+            draws = image_draws(images_of(record, task), self.verdict.resamples, self.verdict.bootstrap_seed)
+            self._scores[(run, stage, task)] = resampled_scores(record, task, draws)
+        return self._scores[(run, stage, task)]
+
+
+def _interval(verdict: Verdict, pair: Pair | None, chance: float) -> tuple[float, float]:
+    """The interval of the rule's drop from resampled (base, final) scores; undefined without a base."""
+    if pair is None:
+        return math.nan, math.nan
+    return percentile_interval(rule_drops(verdict.rule, *pair, chance), verdict.confidence)
 
 
 def _single_baselines(runs: list[RunResult]) -> dict[tuple[str | None, str, int], float]:
@@ -129,17 +200,28 @@ def _single_baselines(runs: list[RunResult]) -> dict[tuple[str | None, str, int]
     return scores
 
 
-def forgetting_table(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
+def _resampler(runs: list[RunResult], verdict: Verdict) -> Resampler | None:
+    return Resampler(runs, verdict) if verdict.resamples > 0 else None
+
+
+def forgetting_table(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool = True,
+                     resampler: Resampler | None = None,
+                     pairs: dict[tuple[Any, ...], list[Pair | None]] | None = None) -> pd.DataFrame:
     """One row per (strategy, seed, task): final score, chance score, both baselines, intransigence, and per
-    baseline definition the three drops (see :func:`drops`) and the verdict.
+    baseline definition the three drops (see :func:`drops`), the interval of the rule's drop and the verdict.
 
     ``base_stage`` is NaN for the task trained last; ``intransigence`` = single-task baseline minus the score
-    right after the task's own stage (how much less the sequence learned it), in the metric's scale.
+    right after the task's own stage (how much less the sequence learned it), in the metric's scale. With
+    ``verdict.resamples`` > 0 the intervals come from ``resampler`` (made here when not given); ``pairs``, when
+    given, collects each row's resampled (base, final) scores by (variant, strategy, task, definition), seed
+    after seed, for the intervals over seeds.
     """
     singles = _single_baselines(runs)
     if all(run.is_baseline for run in runs):
         raise InputError(f"only single-task baseline runs ({', '.join(sorted({str(r.path) for r in runs})[:3])}, ...): "
                          "the forgetting tables need at least one strategy run over the task sequence")
+    if resampler is None:
+        resampler = _resampler(runs, verdict)
     with_variants, rows = has_variants(runs), []
     for run in runs:
         name, seed, variant = run.name, run.seed, run.variant
@@ -160,7 +242,16 @@ def forgetting_table(runs: list[RunResult], verdict: Verdict, require_single_bas
                    "final": final, "chance": chance, "base_stage": base_stage, "base_single": base_single,
                    "intransigence": base_single - R[own_stage][i]}
             for definition, base in zip(DEFINITIONS, (base_stage, base_single), strict=True):
-                row |= _judged(definition, base, final, chance, verdict)
+                pair = None
+                if resampler is not None and not math.isnan(base):
+                    base_run = (variant, name, seed) if definition == "stage" else \
+                        (variant, BASELINE_PREFIX + task, seed)
+                    base_at = own_stage if definition == "stage" else -1
+                    pair = (resampler(base_run, base_at, task), resampler((variant, name, seed), -1, task))
+                if pairs is not None:
+                    pairs.setdefault((variant, name, task, definition), []).append(pair)
+                interval = None if resampler is None else _interval(verdict, pair, chance)
+                row |= _judged(definition, base, final, chance, verdict, interval)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -185,7 +276,26 @@ def sequence_summaries(run: RunResult) -> dict[str, float]:
     }
 
 
-def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool = True) -> pd.DataFrame:
+def _check_seeds(table: pd.DataFrame, variant: list[str], runs: list[RunResult]) -> None:
+    """Every strategy has every seed of the runs, and no score a mean is taken of is undefined: pandas would
+    leave a missing or NaN seed out of the mean without a word."""
+    every = sorted({run.seed for run in runs})
+    for key, rows in table.groupby([*variant, "strategy"], sort=False):
+        missing = sorted(set(every) - set(rows["seed"]))
+        if missing:
+            raise InputError(f"strategy {key[-1]!r}{'' if not variant else f' of variant {key[0]!r}'} has no run of "
+                             f"seed(s) {missing}, which other runs have: its mean would be over fewer seeds")
+    for key, rows in table.groupby([*variant, "strategy", "task"], sort=False):
+        for column in ("final", "base_stage", "base_single"):
+            undefined = rows[rows[column].isna()]
+            if len(undefined) and len(undefined) < len(rows):
+                raise InputError(f"run {key[-2]!r} seed {undefined['seed'].iloc[0]}: its {column} {key[-1]} score is "
+                                 "undefined (null in a metrics.json) while other seeds' are not; a mean over seeds "
+                                 "would silently leave it out")
+
+
+def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool = True,
+                  resampler: Resampler | None = None) -> pd.DataFrame:
     """Per (strategy, task) over seeds, and per strategy the sequence summaries (task ``all``); with variants,
     per (variant, strategy, task) and (variant, strategy).
 
@@ -193,19 +303,31 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
     seed gives NaN). The verdict is that of the seed-averaged scores: ``rel_drop_stage`` (without suffix)
     = (mean base_stage - mean final) / mean base_stage, and so on, judged like one seed's, gated by the
     mean baseline against the mean chance score; seeds are averaged before dividing, so one seed with a
-    tiny baseline cannot dominate. ``pass_rate_*`` is the fraction of seeds whose own verdict is pass.
+    tiny baseline cannot dominate. Its interval resamples seeds, then images (:mod:`unihead.intervals`).
+    ``pass_rate_*`` is the fraction of seeds whose own verdict is pass. A strategy without every seed, or a
+    seed whose score is undefined, is an error rather than a mean over fewer seeds.
     """
-    table = forgetting_table(runs, verdict, require_single_baseline)
+    if resampler is None:
+        resampler = _resampler(runs, verdict)
+    pairs: dict[tuple[Any, ...], list[Pair | None]] = {}
+    table = forgetting_table(runs, verdict, require_single_baseline, resampler, pairs)
     variant = [VARIANT] if has_variants(runs) else []
+    _check_seeds(table, variant, runs)
     numbers = [column for column in table.columns if column not in (*variant, "strategy", "seed", "task", "metric")
-               and not column.startswith("verdict_")]
+               and not column.startswith("verdict_") and not column.endswith(("_low", "_high"))]
     grouped = table.groupby([*variant, "strategy", "task", "metric"], sort=False)
     summary = grouped[numbers].agg(["mean", "std"])
     summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
     summary["seeds"] = grouped.size()
     for definition in DEFINITIONS:
-        judged = [_judged(definition, base, final, chance, verdict) for base, final, chance in
-                  zip(summary[f"base_{definition}_mean"], summary["final_mean"], summary["chance_mean"], strict=True)]
+        judged = []
+        for key, base, final, chance in zip(summary.index, summary[f"base_{definition}_mean"],
+                                            summary["final_mean"], summary["chance_mean"], strict=True):
+            interval = None
+            if resampler is not None:
+                seeds = pairs[(key[0] if variant else None, key[-3], key[-2], definition)]
+                interval = _interval(verdict, _over_seeds(seeds, verdict), chance)
+            judged.append(_judged(definition, base, final, chance, verdict, interval))
         summary = summary.join(pd.DataFrame(judged, index=summary.index))
         summary[f"pass_rate_{definition}"] = grouped[f"verdict_{definition}"].agg(
             lambda verdicts: float((verdicts == PASS).mean()))
@@ -217,6 +339,15 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
     overall["seeds"] = per_run.groupby([*variant, "strategy"], sort=False).size()
     overall = overall.reset_index().assign(task="all", metric="")
     return pd.concat([summary, overall], ignore_index=True)
+
+
+def _over_seeds(seeds: list[Pair | None], verdict: Verdict) -> Pair | None:
+    """The mean over resampled seeds of each seed's resampled (base, final) scores; None if a seed has none."""
+    if any(pair is None for pair in seeds):
+        return None
+    draws = seed_draws(len(seeds), verdict.resamples, verdict.bootstrap_seed)
+    base, final = (np.stack([pair[k] for pair in seeds]) for k in (0, 1))
+    return seed_means(base, draws), seed_means(final, draws)
 
 
 def read_summary(path: Path) -> tuple[pd.DataFrame, Verdict]:
@@ -239,8 +370,9 @@ def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict
     """Write the per-seed and summary tables as CSV (atomically) and return their paths; with ``experiment``,
     every run it lists must be among the sources (see :func:`load_runs`)."""
     runs = load_runs(sources, experiment)
-    tables = {PER_SEED_CSV: forgetting_table(runs, verdict, require_single_baseline),
-              SUMMARY_CSV: summary_table(runs, verdict, require_single_baseline)}
+    resampler = _resampler(runs, verdict)
+    tables = {PER_SEED_CSV: forgetting_table(runs, verdict, require_single_baseline, resampler),
+              SUMMARY_CSV: summary_table(runs, verdict, require_single_baseline, resampler)}
     paths = []
     for name, table in tables.items():
         path = Path(out_dir) / name

@@ -12,7 +12,9 @@ the workflow's host side can use it.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any
 
 from unihead.config import VARIANT_PATTERN, ExperimentConfig, bounded, build_section
 from unihead.errors import InputError
+from unihead.metrics.per_image import PerImage, images_of, score
 from unihead.runs import BASELINE_PREFIX, run_names
 
 METRICS_FILE = "metrics.json"
@@ -29,6 +32,11 @@ HISTORY_FILE = "history.csv"
 """A finished run's training history, one row per epoch."""
 WEIGHTS_FILE = "model.pt"
 """A finished run's weights."""
+PER_IMAGE_FILE = "per_image.json.gz"
+"""A finished run's per-image evaluation records: a list with one entry per stage, ``{task: record}`` for every
+task of ``eval_tasks`` (:mod:`unihead.metrics.per_image`), which the bootstrap intervals resample."""
+PER_IMAGE_TOLERANCE = 1e-9
+"""How far a score recomputed from the per-image records may be from the one ``metrics.json`` holds."""
 RUN_FOLDER = re.compile(r"seed\d+")
 """The name of a run's folder for one seed, under the run's own: ``<run>/seed<N>`` (``<variant>/<run>/seed<N>``)."""
 Scores = list[float | None]
@@ -191,6 +199,41 @@ def read_run(path: Path) -> RunResult:
     except ValueError as err:  # not JSON, or not text at all (UnicodeDecodeError)
         raise InputError(f"{path}: not valid JSON ({err})") from err
     return RunResult.from_dict(values, path)
+
+
+def read_per_image(run: RunResult) -> list[dict[str, PerImage]]:
+    """The per-image records beside ``run``'s ``metrics.json``, checked against it: one entry per stage with every
+    task of ``eval_tasks``, the same images at every stage, and each record giving back the score R holds."""
+    path = Path(run.path).parent / PER_IMAGE_FILE
+    try:
+        records = json.loads(gzip.decompress(path.read_bytes()))
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: per-image records not found (`unihead train` writes them beside "
+                         f"{METRICS_FILE}; a run made before they existed must be rerun for intervals, or set "
+                         "bootstrap.resamples: 0 for verdicts without them)") from err
+    except (OSError, EOFError, ValueError) as err:  # not gzip, truncated, not JSON
+        raise InputError(f"{path}: not readable per-image records ({type(err).__name__}: {err})") from err
+    if not isinstance(records, list) or len(records) != len(run.R) or \
+            not all(isinstance(stage, dict) and list(stage) == run.eval_tasks for stage in records):
+        raise InputError(f"{path}: expected a list of {len(run.R)} stage(s), each with the records of "
+                         f"{run.eval_tasks}, as `unihead train` writes them")
+    for i, task in enumerate(run.eval_tasks):
+        counts = set()
+        for stage, (row, stage_records) in enumerate(zip(run.R, records, strict=True)):
+            try:
+                counts.add(images_of(stage_records[task], task))
+                recomputed = score(stage_records[task], task)
+            except (KeyError, TypeError, ValueError) as err:
+                raise InputError(f"{path}: stage {stage} {task}: malformed record ({type(err).__name__}: "
+                                 f"{err})") from err
+            held = math.nan if row[i] is None else row[i]
+            if not (abs(recomputed - held) <= PER_IMAGE_TOLERANCE or (math.isnan(recomputed) and math.isnan(held))):
+                raise InputError(f"{path}: stage {stage} {task}: the per-image record gives {recomputed!r} but "
+                                 f"{run.path} holds R[{stage}][{i}] = {held!r}; the two files are not of one run")
+        if len(counts) > 1:
+            raise InputError(f"{path}: {task}'s records hold {sorted(counts)} images at different stages; "
+                             "expected the same validation images at every stage")
+    return records
 
 
 def _run_files(folder: Path) -> list[Path]:

@@ -48,13 +48,13 @@ def _variants(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def forgetting_scope(config: ExperimentConfig) -> dict[str, Any]:
-    """What ``unihead forgetting`` reads: how a drop is judged, and which variants, runs and seeds must be
-    present (the variants' names: their overrides are the training jobs' concern, and a config slice without
-    the sections they override could not validate them)."""
+    """What ``unihead forgetting`` reads: how a drop is judged (and its interval drawn), and which variants, runs
+    and seeds must be present (the variants' names: their overrides are the training jobs' concern, and a config
+    slice without the sections they override could not validate them)."""
     workflow = config.workflow
     names = {"variants": {name: {} for name in workflow.variants}} if workflow.variants else {}
     return {"name": config.name, "threshold": config.threshold, "threshold_rule": config.threshold_rule,
-            "learned_margin": config.learned_margin,
+            "learned_margin": config.learned_margin, "bootstrap": dataclasses.asdict(config.bootstrap),
             "workflow": {"seeds": workflow.seeds, "strategies": workflow.strategies, "baselines": workflow.baselines,
                          **names}}
 

@@ -16,6 +16,8 @@ VARIANTS = list(EXPERIMENT.workflow.variants)
 RUN_ID = "{variant}/{run}" if VARIANTS else "{run}"
 RUN_DIR = f"{RESULTS}/runs/{RUN_ID}/seed{{seed}}"
 RUN_METRICS = expand(f"{RUN_DIR}/metrics.json", **({"variant": VARIANTS} if VARIANTS else {}), run=RUNS, seed=SEEDS)
+# each run's per-image records beside its metrics.json, which the forgetting intervals resample
+RUN_PER_IMAGE = [str(Path(path).with_name("per_image.json.gz")) for path in RUN_METRICS]
 REPORT_DIR = EXPERIMENT.workflow.report_dir.format(name=EXP)
 # The id lists an official build reads: editing one rebuilds the data (and everything after it).
 SUBSET_FILES = (
@@ -42,7 +44,7 @@ REPORT_TABLES = expand(
     name=["final_metrics", "forgetting", "continual", "r_matrices", "compute"],
     ext=["csv", "md", "tex"],
 )
-FIGURES = ["final_metrics", "stages", "r_matrices", "training_curves", "qualitative"]
+FIGURES = ["final_metrics", "drops", "stages", "r_matrices", "training_curves", "qualitative"]
 REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"])
 # The comparison with the committed reference (workflow/rules/compare.smk), when that folder exists.
 REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None

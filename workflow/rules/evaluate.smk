@@ -2,11 +2,13 @@
 
 
 rule forgetting:
-    """Drops from both baselines, verdicts (pass, fail, not learned) by the threshold rule, BWT, forgetting;
-    every run the experiment lists must be there (the threshold, rule and margin come from its config)."""
+    """Drops from both baselines with their bootstrap intervals, verdicts (pass, fail, inconclusive, not learned)
+    by the threshold rule, BWT, forgetting; every run the experiment lists must be there (the threshold, rule,
+    margin and bootstrap come from its config; the per-image records are read beside each metrics.json)."""
     input:
         config=JOB_CONFIG.format(job="forgetting"),
         metrics=RUN_METRICS,
+        per_image=RUN_PER_IMAGE,
     output:
         FORGETTING_TABLES,
     params:

@@ -9,6 +9,7 @@ rule train:
     output:
         metrics=f"{RUN_DIR}/metrics.json",
         history=f"{RUN_DIR}/history.csv",
+        per_image=f"{RUN_DIR}/per_image.json.gz",
         weights=f"{RUN_DIR}/model.pt",
     params:
         out=lambda wildcards, output: Path(output.metrics).parent,

@@ -1,6 +1,9 @@
-"""Evaluation of one task on its validation set: mIoU, COCO mAP or top-k accuracy."""
+"""Evaluation of one task on its validation set: mIoU, COCO mAP or top-k accuracy, and the per-image record
+(:mod:`unihead.metrics.per_image`) from which the primary metric is recomputed on resamples of the images."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -10,15 +13,24 @@ from unihead.config import EvalConfig
 from unihead.data.collate import to_device
 from unihead.data.decoded import DecodedDataset
 from unihead.detection_codecs import detection_codec
-from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_map, detections_to_coco
+from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_evaluation, detections_to_coco, per_image_counts
+from unihead.metrics.per_image import PerImage
 from unihead.tasks import CLS, DET, SEG
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One task's evaluation: every metric, and the per-image record of its primary metric."""
+
+    metrics: dict[str, float]
+    per_image: PerImage
 
 
 @torch.inference_mode()
 def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch.device,
-                  det_head: str, eval_config: EvalConfig) -> dict[str, float]:
-    """All metrics of ``task`` on the images of ``loader`` (over a :class:`DecodedDataset`); the model is
-    left in eval mode.
+                  det_head: str, eval_config: EvalConfig) -> Evaluation:
+    """All metrics of ``task`` on the images of ``loader`` (over a :class:`DecodedDataset`), with their per-image
+    record in the loader's image order; the model is left in eval mode.
 
     Segmentation is scored at the model's input size (masks resized with nearest neighbour);
     detection boxes are mapped back to each image's original size and scored with COCOeval against
@@ -26,16 +38,18 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
     """
     model.eval()
     if task == SEG:
-        confusion = ConfusionMatrix()
+        confusion, per_image = ConfusionMatrix(), {"tp": [], "gt": [], "pred": []}
         for images, masks in loader:
-            logits = model(images.to(device), tasks=[SEG])[SEG]
-            confusion.update(logits.argmax(1), masks.to(device))
-        return {"miou": confusion.miou(), "pixel_acc": confusion.pixel_accuracy()}
+            predicted, masks = model(images.to(device), tasks=[SEG])[SEG].argmax(1), masks.to(device)
+            confusion.update(predicted, masks)
+            for name, counts in per_image_counts(predicted, masks).items():
+                per_image[name] += counts
+        return Evaluation({"miou": confusion.miou(), "pixel_acc": confusion.pixel_accuracy()}, per_image)
     if task == CLS:
         accuracy = TopKAccuracy()
         for images, labels in loader:
             accuracy.update(model(images.to(device), tasks=[CLS])[CLS].cpu(), labels.cpu())
-        return accuracy.compute()
+        return Evaluation(accuracy.compute(), {"correct": accuracy.top1_hits})
     if task == DET:
         data: DecodedDataset = loader.dataset
         reader, codec = data.reader, detection_codec(det_head)
@@ -49,7 +63,7 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
                 height, width = target["orig_size"]
                 results += detections_to_coco(target["image_id"], found["boxes"], found["scores"], found["labels"],
                                               reader.label_to_category_id, scale_xy=(width / size, height / size))
-        return coco_map(reader.coco, results, reader.image_ids[:len(data)])
+        return Evaluation(*coco_evaluation(reader.coco, results, reader.image_ids[:len(data)]))
     raise ValueError(f"unknown task {task!r}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from unihead.config import config_differences
 from unihead.errors import InputError
-from unihead.results import HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE
+from unihead.results import HISTORY_FILE, METRICS_FILE, PER_IMAGE_FILE, WEIGHTS_FILE
 
 SHOWN = 5
 """Differing keys named in the error; the rest are counted."""
@@ -46,5 +46,5 @@ def refuse_another_config(out_dir: Path, config: dict[str, Any], overwrite: bool
             what = f"a finished run of another run config (differing keys: {', '.join(differing[:SHOWN])}{more})"
         raise InputError(f"{path}: the run folder holds {what}; give another --out, or --overwrite to replace that "
                          "run's results")
-    for name in (METRICS_FILE, HISTORY_FILE, WEIGHTS_FILE):
+    for name in (METRICS_FILE, HISTORY_FILE, PER_IMAGE_FILE, WEIGHTS_FILE):
         (out_dir / name).unlink(missing_ok=True)

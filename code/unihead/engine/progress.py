@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from unihead.metrics.per_image import PerImage
 from unihead.results import Metrics, RunResult
 from unihead.tasks import PRIMARY_METRIC
 
@@ -37,6 +38,8 @@ class Progress:
     """One row per epoch: stage, task, global epoch, lr, losses, timing, the stage task's validation score."""
     stages: list[dict[str, Any]] = field(default_factory=list)
     """One entry per finished stage: its task, epochs, every task's metrics after it, and its seconds."""
+    per_image: list[dict[str, PerImage]] = field(default_factory=list)
+    """One entry per finished stage: every task's per-image record after it (:mod:`unihead.metrics.per_image`)."""
     initial: Metrics
     """Every task's metrics of the untrained model."""
     chance: list[float]

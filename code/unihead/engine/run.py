@@ -31,7 +31,7 @@ from unihead.data import collate
 from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
 from unihead.engine.device import configure_backends, make_optimizer, prepare_model
-from unihead.engine.evaluate import chance_score, evaluate_task
+from unihead.engine.evaluate import Evaluation, chance_score, evaluate_task
 from unihead.engine.finished import refuse_another_config
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
@@ -122,8 +122,8 @@ class Run:
                             batch_size=self.config.train.batch_size, seed=self.spec.seed,
                             is_last=index == len(self.spec.tasks) - 1)
 
-    def evaluate_all(self, scored: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
-        """The metrics of every task of the run, in order; those in ``scored`` (the stage's task, evaluated
+    def evaluate_all(self, scored: dict[str, Evaluation] | None = None) -> dict[str, Evaluation]:
+        """The evaluation of every task of the run, in order; those in ``scored`` (the stage's task, evaluated
         after its last epoch with the same weights) are taken from there rather than evaluated again."""
         scored = scored or {}
         return {t: scored[t] if t in scored else evaluate_task(self.model, t, self.val_loaders[t], self.device,
@@ -161,7 +161,7 @@ def _train_and_write(run: Run) -> RunResult:
     spec, train = run.spec, run.config.train
     configure_backends(run.device, train.deterministic)
     progress = _resume(run) or Progress(
-        initial=run.evaluate_all(),
+        initial={task: evaluation.metrics for task, evaluation in run.evaluate_all().items()},
         chance=[chance_score(t, run.val_loaders[t], run.num_classes[t]) for t in spec.tasks])
     epochs = train.epochs
     started = progress.epochs_done
@@ -186,14 +186,16 @@ def _train_and_write(run: Run) -> RunResult:
                             run.config.eval)
         metric = PRIMARY_METRIC[task]
         losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
-        run.log(f"{where}  {losses}  val {metric} {val[metric]:.4f}  lr {lr:.2e}  "
+        run.log(f"{where}  {losses}  val {metric} {val.metrics[metric]:.4f}  lr {lr:.2e}  "
                 f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
         progress.history.append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
-                                 f"val_{metric}": val[metric]})
+                                 f"val_{metric}": val.metrics[metric]})
         if stage_epoch == epochs - 1:
             start = time.perf_counter()
             run.strategy.after_stage(run.model, stage)
-            metrics = run.evaluate_all(scored={task: val})
+            evaluations = run.evaluate_all(scored={task: val})
+            metrics = {t: evaluation.metrics for t, evaluation in evaluations.items()}
+            progress.per_image.append({t: evaluation.per_image for t, evaluation in evaluations.items()})
             train_seconds = sum(r["seconds"] for r in progress.history if r["stage"] == index)
             progress.stages.append({"task": task, "epochs": epochs, "metrics": metrics,
                                     "train_seconds": train_seconds,
@@ -203,5 +205,5 @@ def _train_and_write(run: Run) -> RunResult:
         save_checkpoint(run.out_dir, {**run.state_dict(), "progress": dataclasses.asdict(progress)}, run.config,
                         spec)
     record = run.record(progress)
-    write_outputs(run.out_dir, record, progress.history, run.model.state_dict())
+    write_outputs(run.out_dir, record, progress.history, progress.per_image, run.model.state_dict())
     return record

@@ -12,6 +12,8 @@ class TopKAccuracy:
         self.ks = tuple(ks)
         self.correct = dict.fromkeys(self.ks, 0)
         self.count = 0
+        self.top1_hits: list[int] = []
+        """Each sample's top-1 hit (1) or miss (0), in order: the per-image record of classification."""
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
         if logits.dim() != 2 or labels.shape != logits.shape[:1]:
@@ -22,6 +24,7 @@ class TopKAccuracy:
         for k in self.ks:
             self.correct[k] += int(hits[:, :k].any(dim=1).sum())
         self.count += labels.numel()
+        self.top1_hits += hits[:, 0].int().tolist()
 
     def compute(self) -> dict[str, float]:
         if self.count == 0:

@@ -30,6 +30,7 @@ class ConfusionMatrix:
         counts = torch.bincount(target * self.num_classes + pred, minlength=self.num_classes**2)
         self.matrix += counts.reshape(self.num_classes, self.num_classes).cpu()
 
+
     def iou(self) -> Tensor:
         """Per-class IoU; NaN for a class absent from both prediction and ground truth."""
         matrix = self.matrix.double()
@@ -44,3 +45,15 @@ class ConfusionMatrix:
     def pixel_accuracy(self) -> float:
         total = self.matrix.sum()
         return float(self.matrix.diag().sum() / total) if total else float("nan")
+
+
+def per_image_counts(pred: Tensor, target: Tensor, num_classes: int = NUM_SEG_CLASSES,
+                     ignore_index: int = SEG_IGNORE_INDEX) -> dict[str, list[list[int]]]:
+    """Each image's pixel counts per class of a batch ``[B, H, W]``: true positives, ground truth and prediction
+    (the diagonal, row sums and column sums of its own :class:`ConfusionMatrix`), as
+    :mod:`unihead.metrics.per_image` records them; ignored pixels are left out."""
+    keep = target != ignore_index
+    counted = {"tp": torch.where(keep & (pred == target), target, num_classes),
+               "gt": torch.where(keep, target, num_classes), "pred": torch.where(keep, pred, num_classes)}
+    return {name: [torch.bincount(image.flatten().long(), minlength=num_classes + 1)[:num_classes].tolist()
+                   for image in labels] for name, labels in counted.items()}

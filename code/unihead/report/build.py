@@ -96,6 +96,7 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
     figure_dir = out_dir / "figures"
     sequence = [run for run in runs if run.run.kind == "sequence"]
     written += figures.save(figures.final_metrics_figure(final_metrics(runs)), figure_dir, "final_metrics", line)
+    written += figures.save(figures.drops_figure(summary, verdict), figure_dir, "drops", line)
     if sequence:
         written += figures.save(figures.stages_figure(sequence), figure_dir, "stages", line)
         written += figures.save(figures.r_heatmaps_figure(sequence), figure_dir, "r_matrices", line)

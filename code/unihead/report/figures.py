@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from unihead.forgetting import VARIANT
-from unihead.report.tables import TASK_LABELS, final_metrics, r_matrices, run_label
+from unihead.forgetting import RULE_DROP, VARIANT, Verdict
+from unihead.report.tables import DROP_UNITS, TASK_LABELS, final_metrics, r_matrices, run_label
 from unihead.results import RunResult
 
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "--", "++", "**"]
@@ -82,6 +82,46 @@ def final_metrics_figure(final: pd.DataFrame) -> Figure:
     if len(panels) == 1:
         axes[0].legend(fontsize=7, ncol=3, frameon=False)
     else:  # beside the panels, where it hides no bar; the same runs in every panel
+        axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        figure.tight_layout()
+    return figure
+
+
+def drops_figure(summary: pd.DataFrame, verdict: Verdict) -> Figure:
+    """Bars: each strategy's drop from the single-task baseline per task (the drop the verdict reads, from the
+    seed-averaged scores), error bars = its bootstrap interval (none without intervals); a dashed line at the
+    threshold; tasks not learned are left empty; one panel per variant."""
+    rows = summary[(summary["task"] != "all") & (summary["verdict_single"] != "not learned")]
+    panels = by_variant(rows)
+    column, scale = f"{RULE_DROP[verdict.rule]}_single", 1.0 if verdict.rule == "absolute" else 100.0
+    figure = Figure(figsize=(7.5, 3.4 if len(panels) == 1 else 2.6 * len(panels)))
+    axes = figure.subplots(len(panels), 1, sharey=True, squeeze=False)[:, 0]
+    tasks = [t for t in TASK_LABELS if t in set(summary["task"])]
+    for axis, (variant, table) in zip(axes, panels.items(), strict=True):
+        strategies = list(dict.fromkeys(summary["strategy"]))
+        width = 0.8 / len(strategies)
+        for i, strategy in enumerate(strategies):
+            mine = table[table["strategy"] == strategy].set_index("task")
+            shown = [t for t in tasks if t in mine.index]
+            x = [tasks.index(t) + (i - (len(strategies) - 1) / 2) * width for t in shown]
+            drops = np.array([scale * mine.loc[t, column] for t in shown])
+            errors = None
+            if verdict.resamples:
+                low = np.array([scale * mine.loc[t, f"{column}_low"] for t in shown])
+                high = np.array([scale * mine.loc[t, f"{column}_high"] for t in shown])
+                errors = np.nan_to_num(np.vstack([drops - low, high - drops]))
+            axis.bar(x, drops, width, yerr=errors, capsize=2, label=run_label(strategy),
+                     hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.6)
+        axis.axhline(100.0 * verdict.threshold, color="black", linestyle="--", linewidth=1.0, label="threshold")
+        axis.axhline(0.0, color="black", linewidth=0.6)
+        axis.set_xticks(range(len(tasks)), [TASK_LABELS[t] for t in tasks])
+        axis.set_ylabel(f"drop from single-task baseline ({DROP_UNITS[verdict.rule]})")
+        axis.grid(axis="y", alpha=0.3)
+        if variant is not None:
+            axis.set_title(f"variant {variant}", fontsize=9)
+    if len(panels) == 1:
+        axes[0].legend(fontsize=7, ncol=4, frameon=False)
+    else:
         axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         figure.tight_layout()
     return figure

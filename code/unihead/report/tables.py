@@ -163,10 +163,18 @@ def _final_display(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=[run_label(r) for _, r in cells])
 
 
+def _interval_cell(value: float, low: float, high: float, scale: float) -> str:
+    """``value [low, high]`` in the drop's unit; the interval left out where it is undefined."""
+    if math.isnan(value):
+        return "n/a"
+    text = f"{value * scale:.1f}"
+    return text if math.isnan(low) or math.isnan(high) else f"{text} [{low * scale:.1f}, {high * scale:.1f}]"
+
+
 def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
     """Per strategy and task: final and chance scores (x100), and per baseline definition the drop the rule
-    decides by (that of the seed-averaged scores, ± the std of the per-seed drops) with its verdict;
-    intransigence (x100)."""
+    decides by (that of the seed-averaged scores, with its bootstrap interval, or without intervals ± the std
+    of the per-seed drops) and its verdict; intransigence (x100)."""
     rows = summary[summary["task"] != "all"]
     drop, unit = RULE_DROP[verdict.rule], DROP_UNITS[verdict.rule]
     scale = 1.0 if verdict.rule == "absolute" else 100.0  # abs_drop is in points already
@@ -176,9 +184,11 @@ def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
         "Chance": [_cell(m, math.nan) for m in rows["chance_mean"]],  # the same val set for every seed
     })
     for definition in DEFINITIONS:
+        column = f"{drop}_{definition}"
         out[f"Drop/{definition} ({unit})"] = [
-            _cell(m, s, scale) for m, s in zip(rows[f"{drop}_{definition}"], rows[f"{drop}_{definition}_std"],
-                                              strict=True)]
+            _interval_cell(m, low, high, scale) for m, low, high in
+            zip(rows[column], rows[f"{column}_low"], rows[f"{column}_high"], strict=True)] if verdict.resamples else [
+            _cell(m, s, scale) for m, s in zip(rows[column], rows[f"{column}_std"], strict=True)]
         out[f"Verdict ({definition})"] = rows[f"verdict_{definition}"]
     out["Intransigence"] = [_cell(m, s) for m, s in zip(rows["intransigence_mean"], rows["intransigence_std"],
                                                          strict=True)]
@@ -188,11 +198,19 @@ def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
 def forgetting_caption(verdict: Verdict, seeds: int) -> str:
     """What the forgetting table shows and how its verdicts are decided."""
     threshold = f"{100 * verdict.threshold:g} points" if verdict.rule == "absolute" else f"{100 * verdict.threshold:g}%"
-    spread = " (± the std of the per-seed drops)" if seeds > 1 else ""
+    if verdict.resamples:
+        level = f"{100 * verdict.confidence:g}%"
+        seeds_too = "seeds, then " if seeds > 1 else ""
+        decides = (f", with its {level} interval in brackets, from {verdict.resamples} bootstrap resamples of the "
+                   f"{seeds_too}validation images (base and final scored on the same images); the interval decides "
+                   f"the verdict: pass when all of it is at most {threshold}, fail when all of it is above, "
+                   "inconclusive when it straddles the threshold. ")
+    else:
+        spread = " (± the std of the per-seed drops)" if seeds > 1 else ""
+        decides = f"{spread}; it decides the verdict: pass at a drop of at most {threshold}. "
     return (f"Forgetting per strategy and task (scores x100, {over_seeds(seeds)}). Drop/stage is measured from the "
             "task's score right after its own stage, Drop/single from the single-task baseline of the same seed. "
-            f"The drop shown is the {DROP_NAMES[verdict.rule]}, computed from the seed-averaged scores{spread}; it "
-            f"decides the verdict: pass at a drop of at most {threshold}. "
+            f"The drop shown is the {DROP_NAMES[verdict.rule]}, computed from the seed-averaged scores{decides}"
             f"'not learned': the baseline is less than {100 * verdict.learned_margin:g} points above the task's "
             "chance score (Chance), so there was nothing to keep; n/a: no baseline (the task trained last has no "
             "drop from its own stage). Intransigence: single-task baseline minus the score right after the task's "
