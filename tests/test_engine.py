@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from unihead.config import STRATEGY_NAMES, ConfigError, config_from_dict
 from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
-from unihead.engine.run import Run, execute
+from unihead.engine.run import Run, execute, frozen_batchnorm
 from unihead.errors import TrainingDiverged
 from unihead.runs import run_spec
 from unihead.scopes import run_config
@@ -237,3 +237,11 @@ def test_a_run_does_not_depend_on_pythons_hash_seed(synthetic_root, tmp_path):
         runs.append(torch.load(out / "model.pt", weights_only=True))
     assert runs[0].keys() == runs[1].keys()
     assert all(torch.equal(runs[0][name], runs[1][name]) for name in runs[0])
+
+
+def test_a_baseline_trains_in_the_batchnorm_mode_its_task_has_in_the_sequence():
+    """Under freeze_after_first every task but the sequence's first trains with frozen BatchNorm, in the sequence
+    and in its single-task baseline, whose one stage is its run's first (issue 21: matched baselines)."""
+    frozen = config_from_dict({"train": {"bn": "freeze_after_first", "tasks": ["det", "seg", "cls"]}}).train
+    assert [frozen_batchnorm(frozen, task) for task in ("det", "seg", "cls")] == [False, True, True]
+    assert not any(frozen_batchnorm(config_from_dict({}).train, task) for task in ("seg", "det", "cls"))

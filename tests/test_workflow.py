@@ -221,8 +221,8 @@ def test_a_config_without_variants_keeps_the_runs_directly_under_runs():
 def test_the_ablation_dry_run_plans_every_variant_run_and_baseline_for_three_seeds():
     proc = snakemake("-n", "--configfile", "workflow/config/ablations.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # 5 variants x (none, replay, kd_replay and 3 baselines) x 3 seeds
-    assert len(planned_train_jobs(proc.stdout)) == 5 * 6 * 3 == 90
+    # 5 variants x (6 strategies and 3 baselines) x 3 seeds
+    assert len(planned_train_jobs(proc.stdout)) == 5 * 9 * 3 == 135
     assert "results/ablations/runs/unified/baseline-det/seed2/metrics.json" in proc.stdout
     assert "paper/ablations/tables/continual.tex" in proc.stdout
 

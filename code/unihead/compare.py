@@ -15,7 +15,13 @@ Provenance comes first, before any number:
   to be expected;
 - the devices and code commits are stated; a run (name and seed) on one side only is an error.
 
-Then every number, side by side: each run's final metrics (every metric of every task) and its accuracy
+The verdict is statistical (:mod:`unihead.reproduction`): bit-identical when every number is equal; else
+reproduced within noise unless a reviewer-level quantity (a strategy's mean final score or drop, a baseline's
+mean final score) differs beyond the combined seed and image noise of both sides (z-tests, Holm-corrected to a
+5% family-wise false-alarm rate) or a verdict is pass on one side and fail on the other; data that differ, a
+run on one side only or a number on one side only are not reproduced whatever the rest.
+
+Then, as the detail, every number side by side: each run's final metrics (every metric of every task) and its accuracy
 matrix ``R``, and every cell of the two forgetting tables (the report's tables are formatted from these and
 are not compared again). A number is reproduced when mine differs from the reference by at most its
 tolerance: two sample standard deviations of that number over the reference's seeds, and never less than
@@ -42,7 +48,18 @@ import pandas as pd
 from unihead.config import COMPARE_FLOOR, Bounds
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
-from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, VARIANT
+from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, VARIANT, Verdict
+from unihead.reproduction import (
+    BIT_IDENTICAL,
+    FAMILY_ALPHA,
+    WITHIN_NOISE,
+    estimates,
+    tested_quantities,
+    verdict_flips,
+)
+from unihead.reproduction import (
+    NOT_REPRODUCED as NOT_THE_SAME,
+)
 from unihead.results import METRICS_FILE, RunResult, load_runs, qualified_name
 from unihead.sources.manifest import MANIFEST
 
@@ -298,8 +315,24 @@ def _provenance_findings(reference: Results, mine: Results) -> list[Finding]:
     return findings
 
 
+def _other_seeds(reference: Results, mine: Results) -> bool:
+    """Whether the two sides are the same runs over as many seeds, but other seeds (a rerun with other seeds):
+    then only what is over all seeds is compared."""
+    ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
+    names = ({name for name, _ in pairs} for pairs in (ref, own))
+    seeds = ({seed for _, seed in pairs} for pairs in (ref, own))
+    ref_names, own_names = names
+    ref_seeds, own_seeds = seeds
+    return ref != own and ref_names == own_names and ref_seeds != own_seeds and len(ref_seeds) == len(own_seeds) \
+        and len(ref) == len(ref_names) * len(ref_seeds) and len(own) == len(own_names) * len(own_seeds)
+
+
 def _run_finding(reference: Results, mine: Results) -> Finding:
     ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
+    if _other_seeds(reference, mine):
+        seeds = [", ".join(str(seed) for seed in sorted({seed for _, seed in pairs})) for pairs in (ref, own)]
+        return Finding(NOTE, "runs", f"the same runs with other seeds ({seeds[0]} in the reference, {seeds[1]} in "
+                       "mine): compared over seeds only")
     parts = [f"{where}: {', '.join(f'{name} seed {seed}' for name, seed in sorted(names))}" for names, where in
              ((ref - own, "in the reference but not in mine"), (own - ref, "in mine but not in the reference"))
              if names]
@@ -340,14 +373,31 @@ class Comparison:
     floor: float
     findings: list[Finding]
     numbers: pd.DataFrame
+    tests: pd.DataFrame
+    """The statistical test of each reviewer-level quantity (:func:`unihead.reproduction.tested_quantities`)."""
+    flips: list[str]
+    """Verdicts that are pass on one side and fail on the other."""
 
     @property
     def failures(self) -> pd.DataFrame:
         return self.numbers[self.numbers["status"] != REPRODUCED]
 
     @property
+    def missing(self) -> pd.DataFrame:
+        return self.numbers[self.numbers["status"].isin([MISSING_IN_MINE, MISSING_IN_REFERENCE])]
+
+    @property
+    def outcome(self) -> str:
+        """Bit-identical, reproduced within noise, or not reproduced (see the module's docstring)."""
+        if any(finding.level == ERROR for finding in self.findings) or not self.missing.empty:
+            return NOT_THE_SAME
+        if self.numbers["identical"].all():
+            return BIT_IDENTICAL
+        return NOT_THE_SAME if self.tests["differs"].any() or self.flips else WITHIN_NOISE
+
+    @property
     def reproduced(self) -> bool:
-        return self.failures.empty and not any(finding.level == ERROR for finding in self.findings)
+        return self.outcome != NOT_THE_SAME
 
     def rule(self) -> str:
         """The tolerance in words."""
@@ -355,24 +405,43 @@ class Comparison:
                 f"least {self.floor:g} (the floor; {100 * self.floor:g} points for absolute drops); text and "
                 "counts must be equal")
 
+    def test_rule(self) -> str:
+        return (f"{len(self.tests)} quantities (each strategy's mean final score and drops, each baseline's mean "
+                "final score) tested for a difference beyond the seeds' and images' noise of both sides (z-tests, "
+                f"Holm-corrected to a {100 * FAMILY_ALPHA:g}% family-wise false-alarm rate)")
+
     def verdict(self) -> str:
         numbers, failures = self.numbers, self.failures
         identical = int(numbers["identical"].sum())
         tally = f"{identical} of {len(numbers)} numbers bit-identical"
-        if self.reproduced:
-            return f"REPRODUCED: all {len(numbers)} numbers within tolerance; {tally}"
-        counts = failures["status"].value_counts()
-        parts = [f"{counts[status]} {status}" for status in (NOT_REPRODUCED, MISSING_IN_MINE, MISSING_IN_REFERENCE)
-                 if status in counts]
-        errors = [f"{finding.topic} differ" for finding in self.findings if finding.level == ERROR]
-        return f"NOT REPRODUCED: {'; '.join(parts + errors)} (of {len(numbers)} numbers; {tally})"
+        outcome = self.outcome
+        if outcome == BIT_IDENTICAL:
+            return f"REPRODUCED, bit-identical: {tally}"
+        outside = f"; {len(failures)} outside the per-number tolerance (detail)" if len(failures) else ""
+        if outcome == WITHIN_NOISE:
+            return f"REPRODUCED within noise: no quantity of {len(self.tests)} differs beyond noise; {tally}{outside}"
+        differing = self.tests[self.tests["differs"]]
+        named = [f"{row.run} {row.task} {row.quantity}" for row in differing.itertuples(index=False)]
+        counts = self.missing["status"].value_counts()
+        parts = ([f"{len(named)} quantit{'y' if len(named) == 1 else 'ies'} beyond noise ({_listed(named)})"]
+                 if named else [])
+        parts += [f"{len(self.flips)} verdict(s) pass vs fail ({_listed(self.flips)})"] if self.flips else []
+        parts += [f"{counts[status]} {status}" for status in (MISSING_IN_MINE, MISSING_IN_REFERENCE)
+                  if status in counts]
+        parts += [f"{finding.topic} differ" for finding in self.findings if finding.level == ERROR]
+        return f"NOT REPRODUCED: {'; '.join(parts)} ({tally})"
 
     def text(self) -> str:
         """What the command prints: provenance, every number that is not reproduced, the verdict."""
         lines = [f"reference {self.reference}, mine {self.mine}", "provenance:"]
         lines += [f"  {finding.level:<8} {finding.topic}: {finding.text}" for finding in self.findings]
         per_table = self.numbers["table"].value_counts(sort=False)
-        lines.append(f"numbers: {len(self.numbers)} compared ("
+        lines.append(f"statistical test: {self.test_rule()}")
+        lines += [f"  differs: {row.run} {row.task} {row.quantity}: reference {row.reference:.4g}, mine "
+                  f"{row.mine:.4g}, difference {row.difference:+.3g} (standard error {row.standard_error:.3g}, "
+                  f"p {row.p_value:.2g})" for row in self.tests[self.tests["differs"]].itertuples(index=False)]
+        lines += [f"  verdict pass vs fail: {flip}" for flip in self.flips]
+        lines.append(f"numbers (detail): {len(self.numbers)} compared ("
                      + ", ".join(f"{table} {count}" for table, count in per_table.items()) + f"); {self.rule()}")
         lines += [f"  {_failure_line(row)}" for row in self.failures.itertuples(index=False)]
         lines.append(self.verdict())
@@ -390,7 +459,10 @@ class Comparison:
         lines = [f"# Comparison: {self.mine} against the reference {self.reference}", "",
                  f"**{self.verdict()}**", "", "## Provenance", ""]
         lines += [f"- **{finding.level}** {finding.topic}: {finding.text}" for finding in self.findings]
-        lines += ["", "## Numbers", "", f"Mine - reference; {self.rule()}.", ""]
+        lines += ["", "## Statistical test", "", f"{self.test_rule()[0].upper()}{self.test_rule()[1:]}.", "",
+                  self.tests.to_markdown(index=False, floatfmt=".4g"), ""]
+        lines += [f"- verdict pass vs fail: {flip}" for flip in self.flips]
+        lines += ["", "## Numbers (detail)", "", f"Mine - reference; {self.rule()}.", ""]
         failures = shown[shown["status"] != REPRODUCED]
         if not failures.empty:
             lines += ["### Not reproduced", "", failures.to_markdown(index=False, disable_numparse=True), ""]
@@ -407,8 +479,14 @@ def compare_results(reference: Path, mine: Path, floor: float = COMPARE_FLOOR) -
                          "scale (a larger floor would take a changed result as reproduced)")
     ref, own = read_results(Path(reference)), read_results(Path(mine))
     findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own)]
-    return Comparison(Path(reference), Path(mine), floor, findings,
-                      compare_numbers(numbers_of(ref), numbers_of(own), floor))
+    summaries = [results.tables[SUMMARY_CSV] for results in (ref, own)]
+    verdict = Verdict.from_table(summaries[0], Path(reference) / "tables" / SUMMARY_CSV)
+    tests = tested_quantities(estimates(ref.runs, verdict), estimates(own.runs, verdict))
+    flips = verdict_flips(*(summary[summary["task"] != "all"] for summary in summaries))
+    numbers = [numbers_of(results) for results in (ref, own)]
+    if _other_seeds(ref, own):
+        numbers = [table[table["seed"] == OVER_SEEDS].reset_index(drop=True) for table in numbers]
+    return Comparison(Path(reference), Path(mine), floor, findings, compare_numbers(*numbers, floor), tests, flips)
 
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:

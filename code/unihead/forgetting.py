@@ -326,7 +326,7 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
             interval = None
             if resampler is not None:
                 seeds = pairs[(key[0] if variant else None, key[-3], key[-2], definition)]
-                interval = _interval(verdict, _over_seeds(seeds, verdict), chance)
+                interval = _interval(verdict, over_seeds(seeds, verdict), chance)
             judged.append(_judged(definition, base, final, chance, verdict, interval))
         summary = summary.join(pd.DataFrame(judged, index=summary.index))
         summary[f"pass_rate_{definition}"] = grouped[f"verdict_{definition}"].agg(
@@ -341,7 +341,7 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
     return pd.concat([summary, overall], ignore_index=True)
 
 
-def _over_seeds(seeds: list[Pair | None], verdict: Verdict) -> Pair | None:
+def over_seeds(seeds: list[Pair | None], verdict: Verdict) -> Pair | None:
     """The mean over resampled seeds of each seed's resampled (base, final) scores; None if a seed has none."""
     if any(pair is None for pair in seeds):
         return None

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from unihead.config import ConfigError, RunConfig, config_to_dict
+from unihead.config import ConfigError, RunConfig, TrainConfig, config_to_dict
 from unihead.data import collate
 from unihead.data.decoded import DecodedDataset
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -136,6 +136,14 @@ class Run:
                           generator=generator, collate_fn=collate)
 
 
+def frozen_batchnorm(train: TrainConfig, task: str) -> bool:
+    """Whether ``task`` trains with its BatchNorm layers frozen: under ``bn: freeze_after_first``, every task but
+    the first of ``train.tasks``, in the sequence and in the task's single-task baseline alike, so that a
+    baseline trains in the BatchNorm mode its task has in the sequence (a baseline's one stage is always its
+    run's first, so judging by the run's stage index would leave every baseline unfrozen)."""
+    return train.bn == "freeze_after_first" and task in train.tasks and train.tasks.index(task) > 0
+
+
 def execute(run: Run, overwrite: bool = False) -> RunResult:
     """Train and evaluate the run (resuming from its checkpoint), write its outputs, return its record; the run
     folder is locked meanwhile (:class:`unihead.engine.lock.RunFolderLocked` if another run holds it). A finished
@@ -180,7 +188,7 @@ def _train_and_write(run: Run) -> RunResult:
         torch.manual_seed(_epoch_seed(spec.seed, epoch))
         lr = run.optimizer.param_groups[0]["lr"]
         row = train_one_epoch(run.model, run.train_loader(task, epoch), run.optimizer, run.strategy, stage,
-                              run.device, where, freeze_batchnorm=train.bn == "freeze_after_first" and index > 0,
+                              run.device, where, freeze_batchnorm=frozen_batchnorm(train, task),
                               precision=train.precision)
         val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
                             run.config.eval)
