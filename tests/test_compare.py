@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -16,6 +17,7 @@ from constant_records import write_constant_records
 from unihead.cli import main
 from unihead.config import ConfigError, config_from_dict
 from unihead.forgetting import Verdict, write_tables
+from unihead.results import PER_IMAGE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 PROVENANCE = {"packages": {"torch": "2.14.1", "numpy": "2.4.6"}, "python": "3.11.7",
@@ -24,7 +26,9 @@ NUMBERS_PER_SEED = 10
 """metrics.json numbers of one seed: ewc 2 finals + R 2x2; each baseline 1 final + R 1x1."""
 
 
-def write_run(folder: Path, name: str, seed: int, tasks: list[str], R: list[list[float]]) -> None:
+def write_run(folder: Path, name: str, seed: int, tasks: list[str], R: list[list[float]],
+              records: list[dict] | None = None) -> None:
+    """One run's metrics.json and per-image records (by default records whose every image scores R itself)."""
     metric = {"seg": "miou", "cls": "top1"}
     metrics = {"run": {"name": name, "seed": seed, "tasks": tasks}, "eval_tasks": tasks,
                "primary_metric": {t: metric[t] for t in tasks}, "R": R,
@@ -33,7 +37,10 @@ def write_run(folder: Path, name: str, seed: int, tasks: list[str], R: list[list
     run = folder / "runs" / name / f"seed{seed}"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps(metrics))
-    write_constant_records(run, tasks, R)
+    if records is None:
+        write_constant_records(run, tasks, R)
+    else:
+        (run / PER_IMAGE_FILE).write_bytes(gzip.compress(json.dumps(records).encode()))
 
 
 def write_results(folder: Path, finals: dict[int, tuple[float, float]]) -> Path:

@@ -3,17 +3,15 @@ a strategy switched off is not, and Holm's correction worked out by hand."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 
-from test_compare import PROVENANCE, compare
+from test_compare import compare, write_run
 from unihead.forgetting import Verdict, write_tables
 from unihead.metrics.per_image import score
 from unihead.reproduction import holm
-from unihead.results import PER_IMAGE_FILE
 
 IMAGES = 60
 
@@ -30,16 +28,7 @@ def _record(task: str, level: float, rng: np.random.Generator) -> dict:
 def _run(folder: Path, name: str, seed: int, tasks: list[str], levels: list[list[float]],
          rng: np.random.Generator) -> None:
     records = [{task: _record(task, level, rng) for task, level in zip(tasks, row, strict=True)} for row in levels]
-    R = [[score(stage[task], task) for task in tasks] for stage in records]
-    metric = {"seg": "miou", "cls": "top1"}
-    metrics = {"run": {"name": name, "seed": seed, "tasks": tasks}, "eval_tasks": tasks,
-               "primary_metric": {t: metric[t] for t in tasks}, "R": R,
-               "chance": [{"seg": 0.05, "cls": 0.1}[t] for t in tasks],
-               "final": {t: {metric[t]: R[-1][i]} for i, t in enumerate(tasks)}, "provenance": PROVENANCE}
-    run = folder / "runs" / name / f"seed{seed}"
-    run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    (run / PER_IMAGE_FILE).write_bytes(gzip.compress(json.dumps(records).encode()))
+    write_run(folder, name, seed, tasks, [[score(stage[task], task) for task in tasks] for stage in records], records)
 
 
 def experiment(folder: Path, seeds: list[int], seg_kept: float = 0.5) -> Path:
