@@ -1,11 +1,16 @@
-"""Shared fixtures: a small synthetic data root, and the real mini datasets when they exist."""
+"""Shared fixtures: a small synthetic data root, the tiny experiment's config on it, and the real mini datasets
+when they exist."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from unihead.config import ExperimentConfig, config_from_dict
 from unihead.sources import write_synthetic_dataset
 
 MINI_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mini"
@@ -17,6 +22,30 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic_dataset(root, n_train=24, n_val=12, image_size=64, seed=0)
     return root
+
+
+TINY = {"name": "test", "data": {"image_size": 64},
+        "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu"}}
+"""The tests' tiny experiment: 64 px, one epoch per stage of 8 training and 6 validation images on the CPU; a
+baseline's run of it takes seconds."""
+
+
+def tiny_values(root: Path | None, **overrides: Any) -> dict[str, Any]:
+    """TINY's mapping with the data root ``root`` (no root when None) and ``overrides``: a dict for a section that
+    TINY has ("data", "train") changes that section's keys, any other value replaces its key or adds it."""
+    values = copy.deepcopy(TINY)
+    if root is not None:
+        values["data"] = {"root": str(root), **values["data"]}
+    for key, value in overrides.items():
+        values[key] = {**values[key], **value} if isinstance(value, dict) and key in values else value
+    return values
+
+
+@pytest.fixture(scope="session")
+def tiny_config(synthetic_root: Path) -> Callable[..., ExperimentConfig]:
+    """Makes the tiny experiment's config on the synthetic data: ``tiny_config(train={"epochs": 2}, ...)`` takes
+    ``tiny_values``'s overrides (a test that writes a config file uses ``tiny_values`` itself)."""
+    return lambda **overrides: config_from_dict(tiny_values(synthetic_root, **overrides))
 
 
 @pytest.fixture(scope="session")

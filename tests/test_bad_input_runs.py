@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import torch
 
+from conftest import tiny_values
 from test_compare import edit_json, write_results
 from test_forgetting import runs_folder
 from unihead.cli import main
@@ -39,9 +40,6 @@ from unwritable import FULL, READ_ONLY, make_unwritable
 Build = Callable[[Path, Path], list[str]]
 """Makes a bad input in a temporary folder (given the synthetic data root); returns the command's arguments."""
 LOCK = "run.lock"
-TRAIN = {"name": "test", "data": {"image_size": 64},
-         "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu"}}
-"""A run of ``baseline-cls`` on the synthetic data that takes seconds."""
 
 
 def _forgetting(runs: Path, *options: str) -> list[str]:
@@ -133,7 +131,7 @@ def _lock_text(pid: int) -> str:
 def _train_in_a_locked_folder(tmp: Path, data_root: Path) -> list[str]:
     """A lock held by a live run (this process) in the run folder of ``unihead train``."""
     config = tmp / "exp.yaml"
-    config.write_text(json.dumps({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)}}))
+    config.write_text(json.dumps(tiny_values(data_root)))
     out = tmp / "run"
     out.mkdir()
     (out / LOCK).write_text(_lock_text(os.getpid()))
@@ -247,7 +245,7 @@ def test_a_bad_input_is_a_one_line_error_that_names_it(build: Build, message: st
 
 
 def _baseline_run(data_root: Path, out: Path, log: Callable[[str], None]) -> Run:
-    config = config_from_dict({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)}})
+    config = config_from_dict(tiny_values(data_root))
     return Run(run_config(config, "baseline-cls", 0), out, log=log)
 
 
@@ -260,6 +258,7 @@ def test_a_refused_run_leaves_the_holders_lock_and_the_folder_alone(synthetic_ro
     assert sorted(path.name for path in tmp_path.iterdir()) == [LOCK]
 
 
+@pytest.mark.slow
 def test_a_stale_lock_is_reported_and_replaced_and_the_lock_is_gone_after_the_run(synthetic_root, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -308,10 +307,10 @@ Check = Callable[[Path, list[str]], None]
 
 
 def _train_argv(tmp: Path, data_root: Path, *options: str, **train: Any) -> list[str]:
-    """``unihead train`` of TRAIN's baseline-cls run (``train`` changes its train section) into ``tmp/run``."""
+    """``unihead train`` of the tiny config's baseline-cls run (``train`` changes its train section) into
+    ``tmp/run``."""
     config = tmp / f"exp{len(list(tmp.glob('exp*.yaml')))}.yaml"
-    config.write_text(json.dumps({**TRAIN, "data": {**TRAIN["data"], "root": str(data_root)},
-                                  "train": {**TRAIN["train"], **train}}))
+    config.write_text(json.dumps(tiny_values(data_root, train=train)))
     return ["train", "--config", str(config), "--run", "baseline-cls", "--out", str(tmp / RUN), *options]
 
 
@@ -447,32 +446,35 @@ def _empty_until_a_rerun(folder: str) -> Check:
     return check
 
 
+SLOW = pytest.mark.slow
+"""The rows that train the tiny config's baseline-cls run to its end."""
 UNREADABLE = r"run/checkpoint\.pt: not a readable checkpoint of unihead \(truncated, empty or another file: .*\); " \
              r"delete it to start the run afresh"
 OUTPUT_FOLDERS = [
     pytest.param(_finished_then(batch_size=2), 2,
                  r"run/metrics\.json: the run folder holds a finished run of another run config \(differing keys: "
                  r"train\.batch_size \(4, now 2\)\); give another --out, or --overwrite to replace that run's results",
-                 _nothing_lost, id="finished-run-of-another-batch-size"),
+                 _nothing_lost, id="finished-run-of-another-batch-size", marks=SLOW),
     pytest.param(_finished_then("--overwrite", batch_size=2), 0, None, _replaced_with_batch_size_2,
-                 id="finished-run-replaced-when-asked"),
+                 id="finished-run-replaced-when-asked", marks=SLOW),
     pytest.param(_checkpoint(lambda tmp: b""), 2, UNREADABLE, _nothing_lost, id="empty-checkpoint"),
     pytest.param(_checkpoint(lambda tmp: b"not a checkpoint\n" * 10), 2, UNREADABLE, _nothing_lost,
                  id="garbage-checkpoint"),
     pytest.param(_checkpoint(_truncated_checkpoint), 2, UNREADABLE, _nothing_lost, id="truncated-checkpoint"),
-    pytest.param(_killed_run_left_a_temporary_file, 0, None, _finished, id="rerun-after-sigkill-removes-its-temp-file"),
+    pytest.param(_killed_run_left_a_temporary_file, 0, None, _finished, id="rerun-after-sigkill-removes-its-temp-file",
+                 marks=SLOW),
     pytest.param(_full_disk("w"), 2, r"run/run\.lock: cannot write it: No space left on device; free some space",
-                 _a_rerun_finishes, id="disk-full-at-the-lock"),
+                 _a_rerun_finishes, id="disk-full-at-the-lock", marks=SLOW),
     pytest.param(_full_disk("wb"), 2, r"run/checkpoint\.pt: cannot write it: No space left on device",
-                 _a_rerun_finishes, id="disk-full-at-the-checkpoint"),
+                 _a_rerun_finishes, id="disk-full-at-the-checkpoint", marks=SLOW),
     pytest.param(_sigterm_during_the_checkpoint_write, 128 + signal.SIGTERM, None, _a_rerun_finishes,
-                 id="sigterm-during-the-checkpoint-write"),
+                 id="sigterm-during-the-checkpoint-write", marks=SLOW),
     # results into a folder that cannot be written (issue 22: 13)
     pytest.param(_unwritable(READ_ONLY, RUN, _train_into_a_folder), 2,
                  r"run/run\.lock: cannot write it: Read-only file system; free some space or make the folder writable",
-                 _a_rerun_finishes, id="train-into-a-read-only-folder"),
+                 _a_rerun_finishes, id="train-into-a-read-only-folder", marks=SLOW),
     pytest.param(_unwritable(READ_ONLY, ".", _train_into_a_new_folder), 2, r"error: \S+/run: Read-only file system$",
-                 _a_rerun_finishes, id="train-into-a-new-folder-of-a-read-only-one"),
+                 _a_rerun_finishes, id="train-into-a-new-folder-of-a-read-only-one", marks=SLOW),
     pytest.param(_unwritable(FULL, "tables", _forgetting_tables), 2,
                  r"tables/forgetting_\w+\.csv: cannot write it: No space left on device",
                  _empty_until_a_rerun("tables"), id="forgetting-tables-on-a-full-disk"),

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from conftest import tiny_values
 from unihead import benchmark
 from unihead.benchmark import BackboneFPN, Settings, interleaved_timings, paired_ratio, timing_summary
 from unihead.cli import main
@@ -17,8 +18,9 @@ from unihead.config import ModelConfig
 from unihead.models import build_model, parameter_breakdown
 from unihead.report.tables import compute, compute_caption
 
-TINY = {"name": "tiny", "model": {"det_head": "logits", "levels": {"seg": 8, "det": 16, "cls": 32}},
-        "data": {"image_size": 64}, "train": {"batch_size": 2, "device": "cpu"}}
+TINY = tiny_values(None, name="tiny", model={"det_head": "logits", "levels": {"seg": 8, "det": 16, "cls": 32}},
+                   train={"batch_size": 2})
+"""The tiny config without a data root (the benchmark reads none of its epochs and limits)."""
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 
+import pytest
+
+from conftest import tiny_values
 from unihead.cli import main
 
 
@@ -46,10 +50,10 @@ def test_train_with_an_unknown_run_name_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_terminated_training_unwinds_and_removes_its_lock(synthetic_root, tmp_path):
     config = tmp_path / "exp.yaml"
-    config.write_text(f"data:\n  root: {synthetic_root}\n  image_size: 64\n"
-                      "train:\n  epochs: 50\n  batch_size: 4\n  limit_train: 8\n  limit_val: 6\n  device: cpu\n")
+    config.write_text(json.dumps(tiny_values(synthetic_root, name="experiment", train={"epochs": 50})))
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "unihead", "train", "--config", str(config), "--run",
                              "baseline-cls", "--out", str(out)], stdout=subprocess.PIPE, text=True,

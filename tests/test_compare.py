@@ -223,6 +223,7 @@ def test_the_reference_key_takes_only_the_name_placeholder():
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed")
 def test_the_workflow_compares_only_when_the_reference_exists(tmp_path):
     def dry_run() -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unihead.config import config_from_dict
 from unihead.engine.device import (
     autocast_context,
     compute_dtype,
@@ -72,18 +71,17 @@ def test_deterministic_false_lets_cudnn_benchmark_on_cuda(restore_backends, devi
     assert torch.backends.cudnn.benchmark == benchmark
 
 
-def _losses(root, tmp_path, precision):
-    config = config_from_dict({"name": "t", "data": {"root": str(root), "image_size": 64},
-                               "train": {"epochs": 1, "batch_size": 4, "limit_train": 4, "limit_val": 4,
-                                         "device": "cpu", "precision": precision}})
+def _losses(tiny_config, tmp_path, precision):
+    config = tiny_config(name="t", train={"limit_train": 4, "limit_val": 4, "precision": precision})
     metrics = execute(Run(run_config(config, "baseline-cls", 0), tmp_path / precision, log=lambda line: None))
     history = (tmp_path / precision / "history.csv").read_text().splitlines()
     return history[1].split(",")[4], metrics
 
 
-def test_precision_auto_on_the_cpu_is_fp32_bit_for_bit_and_bf16_changes_the_arithmetic(synthetic_root, tmp_path):
-    auto, auto_metrics = _losses(synthetic_root, tmp_path, "auto")
-    fp32, fp32_metrics = _losses(synthetic_root, tmp_path, "fp32")
-    bf16, _ = _losses(synthetic_root, tmp_path, "bf16")
+@pytest.mark.slow
+def test_precision_auto_on_the_cpu_is_fp32_bit_for_bit_and_bf16_changes_the_arithmetic(tiny_config, tmp_path):
+    auto, auto_metrics = _losses(tiny_config, tmp_path, "auto")
+    fp32, fp32_metrics = _losses(tiny_config, tmp_path, "fp32")
+    bf16, _ = _losses(tiny_config, tmp_path, "bf16")
     assert auto == fp32 and auto_metrics.final == fp32_metrics.final
     assert bf16 != fp32 and float(bf16) == pytest.approx(float(fp32), rel=0.05)

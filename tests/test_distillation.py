@@ -168,6 +168,7 @@ def _backbone_gradient_norm(model: nn.Module, loss: torch.Tensor) -> float:
     return torch.cat([p.grad.flatten() for p in model.backbone.parameters() if p.grad is not None]).norm().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [64, 512])
 def test_every_kd_term_moves_the_backbone_about_as_much_as_the_logits_term(model, size):
     """At weights 0.01 away from the teacher's, no KD term's gradient on the backbone is more than 100 times

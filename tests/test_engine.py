@@ -14,7 +14,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from unihead.config import STRATEGY_NAMES, ConfigError, config_from_dict
+from conftest import tiny_values
+from unihead.config import STRATEGY_NAMES, ConfigError
 from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
 from unihead.engine.run import Run, execute, frozen_batchnorm
@@ -22,21 +23,18 @@ from unihead.errors import TrainingDiverged
 from unihead.runs import run_spec
 from unihead.scopes import run_config
 
-
-def _config(root, **train):
-    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
-              "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 6, "device": "cpu", **train},
-              "strategies": {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2}}}
-    return config_from_dict(values)
+OPTIONS = {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2}}
+"""The strategy options of the tiny runs here (``tiny_config(strategies=OPTIONS)``)."""
 
 
 def _run(config, name, out, seed=0, log=lambda line: None):
     return execute(Run(run_config(config, name, seed), out, log=log))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
-def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, name):
-    metrics = _run(_config(synthetic_root), name, tmp_path)
+def test_every_strategy_runs_the_three_stage_protocol(tiny_config, tmp_path, name):
+    metrics = _run(tiny_config(strategies=OPTIONS), name, tmp_path)
     assert metrics.run.tasks == ["seg", "det", "cls"]
     assert len(metrics.R) == 3 and all(len(row) == 3 for row in metrics.R)
     assert [s["task"] for s in metrics.stages] == ["seg", "det", "cls"]
@@ -49,22 +47,25 @@ def test_every_strategy_runs_the_three_stage_protocol(synthetic_root, tmp_path, 
     assert "heads.seg.conv.weight" in state
 
 
-def test_a_combination_without_a_file_of_its_own_runs_the_three_stages(synthetic_root, tmp_path):
-    metrics = _run(_config(synthetic_root), "lwf+replay", tmp_path)
+@pytest.mark.slow
+def test_a_combination_without_a_file_of_its_own_runs_the_three_stages(tiny_config, tmp_path):
+    metrics = _run(tiny_config(strategies=OPTIONS), "lwf+replay", tmp_path)
     assert metrics.run.strategy == "lwf+replay" and len(metrics.R) == 3
     header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
     assert {"lwf_kl", "replay_seg", "replay_det"} <= set(header)
 
 
-def test_baseline_trains_one_task_and_evaluates_it(synthetic_root, tmp_path):
-    metrics = _run(_config(synthetic_root), "baseline-det", tmp_path)
+@pytest.mark.slow
+def test_baseline_trains_one_task_and_evaluates_it(tiny_config, tmp_path):
+    metrics = _run(tiny_config(strategies=OPTIONS), "baseline-det", tmp_path)
     assert metrics.run.kind == "baseline" and metrics.eval_tasks == ["det"]
     assert len(metrics.R) == 1 and set(metrics.final) == {"det"}
     assert set(metrics.final["det"]) == {"map_50", "map_50_95"}
 
 
-def test_metrics_record_provenance_and_chance_but_no_verdict(synthetic_root, tmp_path):
-    config = _config(synthetic_root)
+@pytest.mark.slow
+def test_metrics_record_provenance_and_chance_but_no_verdict(tiny_config, tmp_path):
+    config = tiny_config(strategies=OPTIONS)
     run = Run(run_config(config, "none", 0), tmp_path, log=lambda line: None)
     metrics = execute(run)
     provenance = metrics.to_dict()["provenance"]
@@ -92,9 +93,10 @@ def test_segmentation_chance_is_the_miou_of_background_everywhere():
     assert chance_score("det", loader, num_classes=10) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ewc", "kd_replay"])
-def test_a_resumed_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, name):
-    config = _config(synthetic_root, epochs=2)
+def test_a_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path, name):
+    config = tiny_config(train={"epochs": 2}, strategies=OPTIONS)
     whole = _run(config, name, tmp_path / "whole")
 
     class Killed(Exception):
@@ -122,8 +124,9 @@ def test_a_resumed_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, 
         assert torch.equal(value, weights_resumed[key]), key
 
 
-def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(synthetic_root, tmp_path):
-    config = _config(synthetic_root)
+@pytest.mark.slow
+def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tiny_config, tmp_path):
+    config = tiny_config(strategies=OPTIONS)
     first = _run(config, "lwf", tmp_path / "a", seed=1)
     second = _run(config, "lwf", tmp_path / "b", seed=1)
     other = _run(config, "lwf", tmp_path / "c", seed=2)
@@ -136,7 +139,8 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(synthetic
     assert other.seed == 2
 
 
-def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_root, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(tiny_config, tmp_path, monkeypatch):
     real_loss = engine.task_loss
 
     def nan_detection_box(task, *args, **kwargs):
@@ -149,11 +153,12 @@ def test_a_diverging_loss_stops_the_run_naming_stage_epoch_and_term(synthetic_ro
     monkeypatch.setattr(engine, "task_loss", nan_detection_box)
     with pytest.raises(TrainingDiverged, match=r"\[none seed0\] stage 2/3 \(det\), epoch 1/1: loss term 'det_box' "
                                                r"is nan"):
-        _run(_config(synthetic_root), "none", tmp_path)
+        _run(tiny_config(strategies=OPTIONS), "none", tmp_path)
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_each_stage_ends_with_one_evaluation_of_every_task(tiny_config, tmp_path, monkeypatch):
     """Two stages of two epochs: the untrained model (2 tasks), each epoch (the stage's task), the end of
     each stage (the other task: the stage's own task has its last epoch's score in R)."""
     real, evaluated = engine.evaluate_task, []
@@ -163,7 +168,7 @@ def test_each_stage_ends_with_one_evaluation_of_every_task(synthetic_root, tmp_p
         return real(model, task, *args, **kwargs)
 
     monkeypatch.setattr(engine, "evaluate_task", counting)
-    metrics = _run(_config(synthetic_root, tasks=["seg", "det"], epochs=2), "none", tmp_path)
+    metrics = _run(tiny_config(train={"tasks": ["seg", "det"], "epochs": 2}, strategies=OPTIONS), "none", tmp_path)
     assert evaluated == ["seg", "det", "seg", "seg", "det", "det", "det", "seg"]
     history = (tmp_path / "history.csv").read_text().splitlines()
     columns = history[0].split(",")
@@ -186,17 +191,19 @@ def _interrupt_after_first_epoch(config, out):
     assert (out / "checkpoint.pt").exists()
 
 
-def test_a_checkpoint_of_another_config_is_not_resumed(synthetic_root, tmp_path):
-    _interrupt_after_first_epoch(_config(synthetic_root, epochs=2), tmp_path)
+@pytest.mark.slow
+def test_a_checkpoint_of_another_config_is_not_resumed(tiny_config, tmp_path):
+    _interrupt_after_first_epoch(tiny_config(train={"epochs": 2}, strategies=OPTIONS), tmp_path)
     with pytest.raises(ConfigError, match=r"checkpoint.pt: this checkpoint was made by a run with another run "
                                           r"config \(model, data, train, eval, strategy options or seed\)"):
-        _run(_config(synthetic_root, epochs=3), "none", tmp_path)
+        _run(tiny_config(train={"epochs": 3}, strategies=OPTIONS), "none", tmp_path)
 
 
-def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(synthetic_root, tmp_path):
+@pytest.mark.slow
+def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(tiny_config, tmp_path):
     """The threshold, another strategy's options and the workflow's seeds are not read by the run: its
     checkpoint resumes under the edited experiment."""
-    config = _config(synthetic_root, epochs=2)
+    config = tiny_config(train={"epochs": 2}, strategies=OPTIONS)
     _interrupt_after_first_epoch(config, tmp_path)
     edited = dataclasses.replace(config, threshold=0.2, strategies={"ewc": {"fisher_samples": 2}},
                                  workflow=dataclasses.replace(config.workflow, seeds=[0, 1]))
@@ -205,8 +212,8 @@ def test_a_checkpoint_stays_valid_when_a_key_outside_the_run_config_changes(synt
     assert lines[0] == "[none seed0] resuming after epoch 1" and (tmp_path / "metrics.json").exists()
 
 
-def test_unknown_run_names_are_rejected(synthetic_root):
-    config = _config(synthetic_root)
+def test_unknown_run_names_are_rejected(tiny_config):
+    config = tiny_config(strategies=OPTIONS)
     with pytest.raises(ConfigError, match=r"unknown run 'si' \(a baseline is one of \['baseline-seg', .*\]\): "
                                           r"expected 'none', a strategy \['ewc', .*got 'si'"):
         run_spec(config, "si", 0)
@@ -217,16 +224,15 @@ def test_unknown_run_names_are_rejected(synthetic_root):
 
 
 
+@pytest.mark.slow
 def test_a_run_does_not_depend_on_pythons_hash_seed(synthetic_root, tmp_path):
     """Two processes with different PYTHONHASHSEED train kd_replay (heads on two FPN levels, every task's output
     in the last stage) to the same weights, bit for bit: nothing iterates a set where the order reaches the
     numbers (it did: the shared layer's levels, whose gradients autograd sums in the forward's order)."""
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "hash", "model": {"det_head": "logits", "levels": {"seg": 8, "det": 8, "cls": 32}},
-        "data": {"root": str(synthetic_root), "image_size": 64},
-        "train": {"epochs": 1, "batch_size": 4, "limit_train": 8, "limit_val": 4, "device": "cpu"},
-        "strategies": {"replay": {"capacity": 4, "batch_size": 2}}}))
+    config.write_text(yaml.safe_dump(tiny_values(
+        synthetic_root, name="hash", model={"det_head": "logits", "levels": {"seg": 8, "det": 8, "cls": 32}},
+        train={"limit_val": 4}, strategies={"replay": {"capacity": 4, "batch_size": 2}})))
     code = str(Path(__file__).resolve().parents[1] / "code")
     runs = []
     for hash_seed in ("1", "3"):  # two seeds that order the two levels' names differently (checked by hand)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unihead.cli import main
-from unihead.config import ModelConfig, config_from_dict
+from unihead.config import ModelConfig
 from unihead.engine.device import autocast_context, prepare_model, to_model_input
 from unihead.engine.run import Run, execute
 from unihead.models import build_model
@@ -61,14 +61,10 @@ def test_a_cuda_forward_and_backward_agree_with_the_cpus(precision, outputs_tole
     assert relative_error(gpu_gradients, cpu_gradients) < gradients_tolerance
 
 
-def _config(root):
-    return config_from_dict({"name": "gpu", "data": {"root": str(root), "image_size": 64},
-                             "train": {"epochs": 2, "batch_size": 4, "limit_train": 12, "device": "cuda"},
-                             "strategies": {"ewc": {"fisher_samples": 4}}})
-
-
-def test_a_killed_and_resumed_gpu_run_ends_like_an_uninterrupted_one(synthetic_root, tmp_path):
-    config = _config(synthetic_root)
+@pytest.mark.slow
+def test_a_killed_and_resumed_gpu_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
+    config = tiny_config(name="gpu", train={"epochs": 2, "limit_train": 12, "limit_val": None, "device": "cuda"},
+                         strategies={"ewc": {"fisher_samples": 4}})
     whole = execute(Run(run_config(config, "ewc", 0), tmp_path / "whole", log=lambda line: None))
 
     class Killed(Exception):

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.image,
+    pytest.mark.slow,
     pytest.mark.skipif(os.environ.get("UNIHEAD_IMAGE_TEST") != "1",
                        reason="set UNIHEAD_IMAGE_TEST=1 to build the image with podman (.ci/run does as root)"),
 ]

@@ -8,18 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from unihead.config import ConfigError, config_from_dict
+from unihead.config import ConfigError
 from unihead.engine.run import Run, execute
 from unihead.engine.train import set_train_mode
 from unihead.runs import run_spec
 from unihead.scopes import run_config
 
-
-def _config(root, **train):
-    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
-              "train": {"epochs": 2, "batch_size": 4, "limit_train": 4, "limit_val": 4, "device": "cpu",
-                        "schedule": "cosine_total", **train}}
-    return config_from_dict(values)
+SCHEDULED = {"epochs": 2, "limit_train": 4, "limit_val": 4, "schedule": "cosine_total"}
+"""The tiny config's train section here: two epochs per stage of 4 images, one cosine schedule over all stages."""
 
 
 def _lr_by_task(out) -> dict[str, list[float]]:
@@ -31,8 +27,9 @@ def _lr_by_task(out) -> dict[str, list[float]]:
     return lrs
 
 
-def test_a_baseline_trains_with_the_schedule_segment_of_its_stage(synthetic_root, tmp_path):
-    config = _config(synthetic_root)
+@pytest.mark.slow
+def test_a_baseline_trains_with_the_schedule_segment_of_its_stage(tiny_config, tmp_path):
+    config = tiny_config(train=SCHEDULED)
     for name in ("none", "baseline-cls", "baseline-seg"):
         execute(Run(run_config(config, name, 0), tmp_path / name, log=lambda line: None))
     sequence = _lr_by_task(tmp_path / "none")
@@ -43,8 +40,8 @@ def test_a_baseline_trains_with_the_schedule_segment_of_its_stage(synthetic_root
     assert _lr_by_task(tmp_path / "baseline-seg")["seg"] == sequence["seg"]
 
 
-def test_a_baseline_of_a_task_outside_the_sequence_is_refused(synthetic_root):
-    config = _config(synthetic_root, tasks=["seg", "det"])
+def test_a_baseline_of_a_task_outside_the_sequence_is_refused(tiny_config):
+    config = tiny_config(train={**SCHEDULED, "tasks": ["seg", "det"]})
     with pytest.raises(ConfigError, match="'cls' is not in config key 'train.tasks'"):
         run_spec(config, "baseline-cls", 0)
 
@@ -64,15 +61,17 @@ def _batchnorm_statistics_after_each_stage(config, out) -> list[dict[str, torch.
     return stats
 
 
-def test_frozen_batchnorm_keeps_the_running_statistics_while_training(synthetic_root, tmp_path):
-    stats = _batchnorm_statistics_after_each_stage(_config(synthetic_root, bn="freeze_after_first", epochs=1),
-                                                   tmp_path)
+@pytest.mark.slow
+def test_frozen_batchnorm_keeps_the_running_statistics_while_training(tiny_config, tmp_path):
+    config = tiny_config(train={**SCHEDULED, "bn": "freeze_after_first", "epochs": 1})
+    stats = _batchnorm_statistics_after_each_stage(config, tmp_path)
     assert stats[0], "the model has BatchNorm running statistics"
     assert all(torch.equal(stats[0][k], stats[2][k]) for k in stats[0])  # unchanged by det and cls
 
 
-def test_trained_batchnorm_moves_the_running_statistics(synthetic_root, tmp_path):
-    stats = _batchnorm_statistics_after_each_stage(_config(synthetic_root, epochs=1), tmp_path)
+@pytest.mark.slow
+def test_trained_batchnorm_moves_the_running_statistics(tiny_config, tmp_path):
+    stats = _batchnorm_statistics_after_each_stage(tiny_config(train={**SCHEDULED, "epochs": 1}), tmp_path)
     assert any(not torch.equal(stats[0][k], stats[2][k]) for k in stats[0] if "running_mean" in k)
 
 

@@ -10,6 +10,8 @@ from unihead.data import build_dataset, collate
 from unihead.losses import task_loss
 from unihead.models import build_model
 
+pytestmark = pytest.mark.slow
+
 IMAGE_SIZE = 128
 STEPS = 8
 

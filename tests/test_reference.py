@@ -71,6 +71,7 @@ def _differences(provenance: dict) -> list[str]:
                     for name, version in provenance["packages"].items() if version != installed[name]]
 
 
+@pytest.mark.slow
 def test_a_run_of_the_demo_reproduces_its_reference_bit_for_bit(tmp_path):
     """Today's code, retraining the demo's baseline-cls from the demo config's own synthetic data with the
     reference's thread count, gives the reference's numbers bit for bit, where this machine has the

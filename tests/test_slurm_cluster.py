@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("UNIHEAD_SLURM_TEST") != "1", reason="set UNIHEAD_SLURM_TEST=1 to run")
 def test_the_tiny_workflow_runs_through_slurm():
     proc = subprocess.run(

@@ -20,8 +20,6 @@ from unihead.config import (
     KDOptions,
     ModelConfig,
     ReplayOptions,
-    config_from_dict,
-    config_to_dict,
 )
 from unihead.data import build_dataset, collate
 from unihead.detection_codecs import DET_CODECS
@@ -296,16 +294,14 @@ def test_a_later_tasks_head_is_untouched_by_an_adamw_step_under_the_ewc_penalty(
     assert not torch.equal(after["heads.seg.conv.weight"], before["heads.seg.conv.weight"])
 
 
-def _config(root, **train):
-    """Two stages (seg, det) of 4 training images in batches of 2, so each epoch takes 2 optimiser steps."""
-    values = {"name": "test", "data": {"root": str(root), "image_size": 64},
-              "train": {"tasks": ["seg", "det"], "epochs": 1, "batch_size": 2, "limit_train": 4, "limit_val": 2,
-                        "device": "cpu", **train}}
-    return config_from_dict(values)
+TWO_STAGES = {"tasks": ["seg", "det"], "batch_size": 2, "limit_train": 4, "limit_val": 2}
+"""The tiny config's train section for two stages (seg, det) of 4 training images in batches of 2, so each epoch
+takes 2 optimiser steps."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset", [True, False])
-def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_root, tmp_path, monkeypatch, reset):
+def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(tiny_config, tmp_path, monkeypatch, reset):
     """Stage 1 (seg) takes 2 steps; stage 2 starts with no moments, or with those of the 2 steps."""
     real = engine.train_one_epoch
     seen = {}
@@ -316,7 +312,7 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
         return real(model, loader, optimizer, strategy, stage, *args, **kwargs)
 
     monkeypatch.setattr(engine, "train_one_epoch", recording)
-    config = _config(synthetic_root, reset_optimizer=reset)
+    config = tiny_config(train={**TWO_STAGES, "reset_optimizer": reset})
     execute(Run(run_config(config, "none", 0), tmp_path, log=lambda line: None))
     assert seen[0] == {}
     if reset:
@@ -326,7 +322,8 @@ def test_the_optimiser_state_is_reset_at_each_stage_or_carried_over(synthetic_ro
         assert not [name for name in seen[1] if name.startswith(("heads.det", "heads.cls"))]
 
 
-def test_ewc_computes_no_fisher_after_the_last_stage(synthetic_root, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_ewc_computes_no_fisher_after_the_last_stage(tiny_config, tmp_path, monkeypatch):
     """Two stages: the Fisher of the first is the second's penalty; the second's would serve no stage."""
     real, stages = ewc_module.fisher_diagonal, []
 
@@ -335,26 +332,27 @@ def test_ewc_computes_no_fisher_after_the_last_stage(synthetic_root, tmp_path, m
         return real(model, stage, samples)
 
     monkeypatch.setattr(ewc_module, "fisher_diagonal", counting)
-    config = config_from_dict({**config_to_dict(_config(synthetic_root)), "strategies": {"ewc": {"fisher_samples": 2}}})
+    config = tiny_config(train=TWO_STAGES, strategies={"ewc": {"fisher_samples": 2}})
     metrics = execute(Run(run_config(config, "ewc", 0), tmp_path, log=lambda line: None))
     assert stages == [(0, False)] and [stage["task"] for stage in metrics.stages] == ["seg", "det"]
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synthetic_root, tmp_path_factory):
+def uninterrupted(tiny_config, tmp_path_factory):
     """The weights at the end of an uninterrupted 2-stage, 2-epoch run that resets the optimiser."""
-    config = _config(synthetic_root, epochs=2, reset_optimizer=True)
+    config = tiny_config(train={**TWO_STAGES, "epochs": 2, "reset_optimizer": True})
     out = tmp_path_factory.mktemp("uninterrupted")
     execute(Run(run_config(config, "none", 0), out, log=lambda line: None))
     return torch.load(out / "model.pt", weights_only=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed_after", [3, 4], ids=["at-the-stage-boundary", "inside-stage-2"])
-def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(synthetic_root, tmp_path, uninterrupted,
+def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(tiny_config, tmp_path, uninterrupted,
                                                                            killed_after):
     """Killed before the checkpoint of epoch 3 (resumes at stage 2's start: reset) or of epoch 4 (resumes
     inside stage 2, whose moments the checkpoint holds: no reset)."""
-    config = _config(synthetic_root, epochs=2, reset_optimizer=True)
+    config = tiny_config(train={**TWO_STAGES, "epochs": 2, "reset_optimizer": True})
     lines = []
 
     def killing(line):
@@ -369,6 +367,7 @@ def test_a_resumed_run_with_optimiser_resets_ends_like_an_uninterrupted_one(synt
     assert all(torch.equal(value, resumed[key]) for key, value in uninterrupted.items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*STRATEGY_NAMES[1:], "lwf+replay"])
 def test_every_strategys_extra_terms_change_the_update(small_data, name):
     """After stage 1 (seg), two AdamW steps on stage 2 (det) batches, with the strategy's terms and with them

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 
 from unihead.cli import main
-from unihead.config import HEAD_DESIGNS, ModelConfig, config_from_dict
+from unihead.config import HEAD_DESIGNS, ModelConfig
 from unihead.data import build_dataset, collate
 from unihead.engine.run import Run, execute
 from unihead.models import FEATURES, NETWORKS, UnifiedHeadModel, build_model, parameter_breakdown
@@ -164,13 +164,12 @@ def test_params_prints_the_unified_breakdown(tmp_path, capsys):
     assert lines == {"backbone": "3,595,388", "neck": "503,552", "head.unified": "113,125", "total": "4,212,065"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_every_strategy_runs_three_stages_on_the_unified_head(synthetic_root, tmp_path, name):
-    config = config_from_dict({
-        "name": "unified", "model": {"head": "unified"}, "data": {"root": str(synthetic_root), "image_size": 64},
-        "train": {"epochs": 1, "batch_size": 2, "limit_train": 2, "limit_val": 1, "device": "cpu"},
-        "strategies": {"ewc": {"fisher_samples": 1}, "replay": {"batch_size": 1}},
-    })
+def test_every_strategy_runs_three_stages_on_the_unified_head(tiny_config, tmp_path, name):
+    config = tiny_config(name="unified", model={"head": "unified"},
+                         train={"batch_size": 2, "limit_train": 2, "limit_val": 1},
+                         strategies={"ewc": {"fisher_samples": 1}, "replay": {"batch_size": 1}})
     execute(Run(run_config(config, name, 0), tmp_path, log=lambda line: None))
     with (tmp_path / "history.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -22,7 +22,7 @@ SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("sna
 STRATEGIES = ["none", "ewc", "lwf", "replay", "kd", "kd_replay"]
 RUNS = STRATEGIES + ["baseline-seg", "baseline-det", "baseline-cls"]
 
-pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed")]
 
 
 STAND_IN = REPO / "tests" / "stand_in"
