@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import tiny_values
 from test_compare import edit_json, write_results
 from test_forgetting import runs_folder
+from tiny import tiny_values
 from unihead.cli import main
 from unihead.config import config_from_dict
 from unihead.engine import run as engine

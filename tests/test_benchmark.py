@@ -10,13 +10,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import tiny_values
+from tiny import tiny_values
 from unihead import benchmark
 from unihead.benchmark import BackboneFPN, Settings, interleaved_timings, paired_ratio, timing_summary
 from unihead.cli import main
 from unihead.config import ModelConfig
 from unihead.models import build_model, parameter_breakdown
 from unihead.report.tables import compute, compute_caption
+from unihead.results import RunResult
 
 TINY = tiny_values(None, name="tiny", model={"det_head": "logits", "levels": {"seg": 8, "det": 16, "cls": 32}},
                    train={"batch_size": 2})
@@ -113,7 +114,10 @@ def test_bad_settings_and_devices_are_refused(capsys):
 
 
 def test_the_compute_table_shows_both_latencies_and_states_the_conditions(measured):
-    run = {"run": {"name": "ewc"}, "train_seconds": 120.0, "images_per_s": 10.0, "provenance": {"device": "cpu: x"}}
+    run = RunResult.from_dict({"run": {"name": "ewc", "seed": 0, "tasks": ["cls"]}, "eval_tasks": ["cls"],
+                               "primary_metric": {"cls": "top1"}, "R": [[0.5]], "chance": [0.1],
+                               "train_seconds": 120.0, "images_per_s": 10.0,
+                               "provenance": {"device": "cpu: x", "packages": {}, "python": "3", "git_commit": "x"}})
     table = compute([run], {None: measured["parameters"]}, {None: measured})
     assert table.loc[0, "inference_ms"] == measured["forward_ms"]["eager"]["median_ms"]
     assert table.loc[0, "inference_fast_ms"] == measured["forward_ms"]["fast"]["median_ms"]

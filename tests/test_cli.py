@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_values
+from tiny import tiny_values
 from unihead.cli import main
 
 

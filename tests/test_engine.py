@@ -14,8 +14,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from conftest import tiny_values
-from unihead.config import STRATEGY_NAMES, ConfigError
+from tiny import tiny_values
+from unihead.config import STRATEGY_NAMES, ConfigError, config_from_dict
 from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
 from unihead.engine.run import Run, execute, frozen_batchnorm
