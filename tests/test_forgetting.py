@@ -175,15 +175,24 @@ def test_single_seed_std_is_nan_and_the_report_shows_no_nan(tmp_path):
     display = forgetting_display(summary, Verdict())
     assert display.columns.tolist() == ["Strategy", "Task", "Final", "Chance", "Drop/stage (%)", "Verdict (stage)",
                                         "Drop/single (%)", "Verdict (single)", "Intransigence"]
+    # each drop with its interval, which has no width where every image scores alike
+    assert display.iloc[0, 2:].tolist() == ["10.0", "2.0", "75.0 [75.0, 75.0]", "fail", "80.0 [80.0, 80.0]", "fail",
+                                            "10.0"]
+    assert "nan" not in display.to_markdown()
+    display = forgetting_display(summary_table(load_runs(tmp_path / "runs"), Verdict(resamples=0)),
+                                 Verdict(resamples=0))
     assert display.iloc[0, 2:].tolist() == ["10.0", "2.0", "75.0", "fail", "80.0", "fail", "10.0"]
     assert display.iloc[2, 2:].tolist() == ["70.0", "10.0", "n/a", "n/a", "4.8", "pass", "3.5"]
     assert "nan" not in display.to_markdown()
-    absolute = forgetting_display(summary, Verdict(0.05, "absolute"))
+    absolute = forgetting_display(summary, Verdict(0.05, "absolute", resamples=0))
     assert absolute.loc[0, "Drop/stage (points)"] == "30.0"
     assert "at most 5 points" in forgetting_caption(Verdict(0.05, "absolute"), 3)
     assert "'not learned': the baseline is less than 5 points above" in forgetting_caption(Verdict(), 3)
     assert "(scores x100, mean ± std over 3 seeds)" in forgetting_caption(Verdict(), 3)
-    assert "seed-averaged scores (± the std of the per-seed drops); it decides" in forgetting_caption(Verdict(), 3)
+    assert "seed-averaged scores (± the std of the per-seed drops); it decides" in \
+        forgetting_caption(Verdict(resamples=0), 3)
+    assert "seed-averaged scores, with its 95% interval in brackets, from 1000 bootstrap resamples of the seeds, " \
+           "then validation images" in forgetting_caption(Verdict(), 3)
     one_seed = forgetting_caption(Verdict(), 1)
     assert "(scores x100, one seed, so no std)" in one_seed and "±" not in one_seed
 
