@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,3 +75,20 @@ def test_prepare_refuses_bad_strategy_options_before_building_data(tmp_path, cap
     assert main(["prepare", "--config", str(config), "--manifest", str(tmp_path / "m.json")]) == 2
     assert "'strategies.ewc.fisher_samples'" in capsys.readouterr().err
     assert not root.exists() and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--n-train", "1", "argument --n-train: expected at least 10 (one image per class), got 1"),
+    ("--n-val", "0", "argument --n-val: expected at least 10 (one image per class), got 0"),
+    ("--size", "99999", r"argument --size: expected an integer in \[32, 2048\], got 99999"),
+])
+def test_synth_refuses_sizes_it_cannot_write_before_writing(tmp_path, capsys, option, value, message):
+    """`unihead synth` bounds its counts and size as the config bounds data.synthetic (issue 22: a traceback
+    before), leaving nothing behind."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["synth", "--out", str(tmp_path / "data"), option, value])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: unihead synth") and err.splitlines()[-1].startswith("unihead synth: error: ")
+    assert re.search(message, err)
+    assert not (tmp_path / "data").exists()

@@ -9,13 +9,16 @@ import math
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from unihead.config import (
     COMPARE_FLOOR,
     DATA_SOURCES,
     DEVICE_PATTERN,
+    MAX_IMAGE_SIZE,
+    SYNTHETIC_MIN_IMAGES,
+    SYNTHETIC_MIN_SIZE,
     THRESHOLD_RULES,
     ConfigError,
     DataConfig,
@@ -206,6 +209,17 @@ def cmd_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _integer_in(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (no upper bound when None)."""
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected {span}{why}, got {value}")
+        return value
+    return integer
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -229,12 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help=cmd_synth.__doc__, description=cmd_synth.__doc__)
     synth.add_argument("--out", required=True, help="data root to write (mini_voc_seg/, mini_coco_det/, ...)")
-    synth.add_argument("--n-train", type=int, default=SyntheticConfig.n_train,
+    per_class = _integer_in(SYNTHETIC_MIN_IMAGES, why=" (one image per class)")
+    synth.add_argument("--n-train", type=per_class, default=SyntheticConfig.n_train,
                        help="images per task in train (default %(default)s)")
-    synth.add_argument("--n-val", type=int, default=SyntheticConfig.n_val,
+    synth.add_argument("--n-val", type=per_class, default=SyntheticConfig.n_val,
                        help="images per task in val (default %(default)s)")
-    synth.add_argument("--size", type=int, default=SyntheticConfig.image_size,
-                       help="nominal image size in pixels (default %(default)s)")
+    synth.add_argument("--size", type=_integer_in(SYNTHETIC_MIN_SIZE, MAX_IMAGE_SIZE),
+                       default=SyntheticConfig.image_size, help="nominal image size in pixels (default %(default)s)")
     synth.add_argument("--seed", type=int, default=SyntheticConfig.seed)
     synth.set_defaults(func=cmd_synth)
 
