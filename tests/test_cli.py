@@ -78,8 +78,8 @@ def test_prepare_refuses_bad_strategy_options_before_building_data(tmp_path, cap
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("--n-train", "1", "argument --n-train: expected at least 10 (one image per class), got 1"),
-    ("--n-val", "0", "argument --n-val: expected at least 10 (one image per class), got 0"),
+    ("--n-train", "1", r"argument --n-train: expected at least 10 \(one image per class\), got 1"),
+    ("--n-val", "0", r"argument --n-val: expected at least 10 \(one image per class\), got 0"),
     ("--size", "99999", r"argument --size: expected an integer in \[32, 2048\], got 99999"),
 ])
 def test_synth_refuses_sizes_it_cannot_write_before_writing(tmp_path, capsys, option, value, message):
