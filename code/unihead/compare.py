@@ -318,18 +318,16 @@ def _provenance_findings(reference: Results, mine: Results) -> list[Finding]:
 def _other_seeds(reference: Results, mine: Results) -> bool:
     """Whether the two sides are the same runs over as many seeds, but other seeds (a rerun with other seeds):
     then only what is over all seeds is compared."""
-    ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
-    names = ({name for name, _ in pairs} for pairs in (ref, own))
-    seeds = ({seed for _, seed in pairs} for pairs in (ref, own))
-    ref_names, own_names = names
-    ref_seeds, own_seeds = seeds
-    return ref != own and ref_names == own_names and ref_seeds != own_seeds and len(ref_seeds) == len(own_seeds) \
-        and len(ref) == len(ref_names) * len(ref_seeds) and len(own) == len(own_names) * len(own_seeds)
+    sides = [{(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine)]
+    names = [{name for name, _ in pairs} for pairs in sides]
+    seeds = [{seed for _, seed in pairs} for pairs in sides]
+    complete = all(len(pairs) == len(n) * len(s) for pairs, n, s in zip(sides, names, seeds, strict=True))
+    return names[0] == names[1] and seeds[0] != seeds[1] and len(seeds[0]) == len(seeds[1]) and complete
 
 
-def _run_finding(reference: Results, mine: Results) -> Finding:
+def _run_finding(reference: Results, mine: Results, other_seeds: bool) -> Finding:
     ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
-    if _other_seeds(reference, mine):
+    if other_seeds:
         seeds = [", ".join(str(seed) for seed in sorted({seed for _, seed in pairs})) for pairs in (ref, own)]
         return Finding(NOTE, "runs", f"the same runs with other seeds ({seeds[0]} in the reference, {seeds[1]} in "
                        "mine): compared over seeds only")
@@ -478,13 +476,14 @@ def compare_results(reference: Path, mine: Path, floor: float = COMPARE_FLOOR) -
         raise InputError(f"--floor {floor:g}: expected {FLOOR_RANGE}, the smallest tolerance on the metrics' 0..1 "
                          "scale (a larger floor would take a changed result as reproduced)")
     ref, own = read_results(Path(reference)), read_results(Path(mine))
-    findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own)]
+    other_seeds = _other_seeds(ref, own)
+    findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own, other_seeds)]
     summaries = [results.tables[SUMMARY_CSV] for results in (ref, own)]
     verdict = Verdict.from_table(summaries[0], Path(reference) / "tables" / SUMMARY_CSV)
     tests = tested_quantities(estimates(ref.runs, verdict), estimates(own.runs, verdict))
     flips = verdict_flips(*(summary[summary["task"] != "all"] for summary in summaries))
     numbers = [numbers_of(results) for results in (ref, own)]
-    if _other_seeds(ref, own):
+    if other_seeds:
         numbers = [table[table["seed"] == OVER_SEEDS].reset_index(drop=True) for table in numbers]
     return Comparison(Path(reference), Path(mine), floor, findings, compare_numbers(*numbers, floor), tests, flips)
 
