@@ -28,14 +28,18 @@ if not workflow.overwrite_configfiles:
 # before any job, naming the key; strings from --config 'workflow={...}' are read as the numbers they spell.
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
 from unihead.config import ConfigError, config_from_dict, config_to_dict, read_yaml  # noqa: E402
-from unihead.runs import run_names  # noqa: E402
+from unihead.runs import run_names, strategy_components  # noqa: E402
 from unihead.scopes import (  # noqa: E402
+    CHOICE_FILE,
     benchmark_scope,
     data_scope,
     forgetting_scope,
     readme_scope,
+    read_choice,
     report_scope,
     run_scope,
+    sweep_scope,
+    sweep_table_scope,
 )
 
 try:
@@ -62,6 +66,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/ewc_sweep.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
@@ -73,4 +78,5 @@ rule all:
     input:
         FORGETTING_TABLES,
         REPORT_FILES,
+        SWEEP_FILES,
         COMPARISON,

@@ -250,3 +250,21 @@ def test_a_missing_or_undefined_seed_is_an_error_not_a_mean_over_fewer(tmp_path)
     with pytest.raises(InputError, match=r"run 'none' seed 1: its final seg score is undefined \(null in a "
                                          r"metrics.json\) while other seeds' are not"):
         summary_table(load_runs(runs), Verdict())
+
+
+def test_another_task_order_measures_each_drop_from_the_tasks_own_stage(tmp_path):
+    """The order ablation's runs (workflow/config/ablations-order.yaml): cls, seg, det in that order."""
+    order = ["cls", "seg", "det"]
+    runs = tmp_path / "runs"
+    write_run(runs, "none", 0, [[0.70, 0.00, 0.00],
+                                [0.50, 0.40, 0.00],
+                                [0.35, 0.30, 0.25]], order)
+    for task, score in SINGLE.items():
+        write_run(runs, f"baseline-{task}", 0, [[score]], [task])
+    table = forgetting_table(load_runs(runs), Verdict()).set_index("task")
+    # cls: 0.70 after its own (first) stage -> 0.35: 50%; seg: 0.40 -> 0.30: 25%; det trained last: n/a
+    assert table.loc["cls", "rel_drop_stage"] == pytest.approx(0.5)
+    assert table.loc["seg", "rel_drop_stage"] == pytest.approx(0.25)
+    assert math.isnan(table.loc["det", "rel_drop_stage"])
+    # against the single-task baselines: det 0.30 -> 0.25 is 1/6
+    assert table.loc["det", "rel_drop_single"] == pytest.approx(0.05 / 0.30)

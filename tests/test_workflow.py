@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -16,6 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+
+from unihead.config import load_config
+from unihead.scopes import run_scope
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
@@ -153,7 +158,9 @@ def test_the_readmes_config_overrides_dry_run(tmp_path, line):
     proc = snakemake(*args, *([] if "-n" in args else ["-n"]), env=with_stand_in_apptainer(tmp_path / "calls.jsonl"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     if "seeds" in line:
-        assert "results/paper/runs/ewc/seed0/metrics.json" in proc.stdout and "/seed1/" not in proc.stdout
+        # the runs of seed 0 only (EWC's sweep has seeds of its own, ewc_sweep.seeds)
+        assert "results/paper/runs/ewc/seed0/metrics.json" in proc.stdout
+        assert not re.search(r"/runs/\S*/seed1/", proc.stdout)
 
 
 def test_a_name_with_shell_syntax_is_refused_when_the_snakefile_is_parsed(tmp_path):
@@ -221,10 +228,25 @@ def test_a_config_without_variants_keeps_the_runs_directly_under_runs():
 def test_the_ablation_dry_run_plans_every_variant_run_and_baseline_for_three_seeds():
     proc = snakemake("-n", "--configfile", "workflow/config/ablations.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # 5 variants x (6 strategies and 3 baselines) x 3 seeds
-    assert len(planned_train_jobs(proc.stdout)) == 5 * 9 * 3 == 135
+    planned = planned_train_jobs(proc.stdout)
+    # 5 variants x (6 strategies and 3 baselines) x 3 seeds, and EWC's sweep: 5 weights x 2 seeds
+    assert len([path for path in planned if "/runs/" in path]) == 5 * 9 * 3 == 135
+    assert len([path for path in planned if "/ewc_sweep/" in path]) == 5 * 2 == len(planned) - 135
     assert "results/ablations/runs/unified/baseline-det/seed2/metrics.json" in proc.stdout
     assert "paper/ablations/tables/continual.tex" in proc.stdout
+
+
+def test_the_order_dry_run_plans_every_task_order_and_the_restarted_schedule():
+    proc = snakemake("-n", "--configfile", "workflow/config/ablations-order.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 7 variants (6 orders, cosine_stage) x (none, kd_replay and 3 baselines) x 3 seeds
+    assert len(planned_train_jobs(proc.stdout)) == 7 * 5 * 3 == 105
+    experiment = load_config(REPO / "workflow" / "config" / "ablations-order.yaml")
+    orders = {tuple(run_scope(experiment, "none", 0, variant)["train"]["tasks"]) for variant in
+              experiment.workflow.variants}
+    assert orders == set(itertools.permutations(["seg", "det", "cls"]))
+    assert run_scope(experiment, "none", 0, "cosine-stage")["train"]["schedule"] == "cosine_stage"
+    assert run_scope(experiment, "none", 0, "seg-det-cls")["train"]["schedule"] == "cosine_total"
 
 
 def test_a_combination_of_strategies_is_one_run_of_the_workflow():
@@ -278,7 +300,9 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
     jobs = [args for args in logged if "exec" in args]
     assert all(Path(args[-4]).name == local_image for args in jobs)
     subcommands = sorted(args[-1].split("python -m unihead ")[1].split()[0] for args in jobs)
-    assert subcommands == ["benchmark", "forgetting", "prepare", "report", *["train"] * len(RUNS)]
+    sweep = [0.1, 10]  # test.yaml's ewc_sweep: one seed
+    assert subcommands == ["benchmark", "ewc-sweep", "forgetting", "prepare", "report",
+                           *["train"] * (len(RUNS) + len(sweep))]
 
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["source"] == "synthetic" and len(manifest["files"]) == 3 * 26 + 26 + 2
@@ -311,6 +335,21 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
     assert set(benchmark["data"]["tasks"]) == {"seg", "det", "cls"}
     assert "Inference eager / fast (ms)" in (report / "tables" / "compute.md").read_text()
     assert (results / "benchmarks" / "train" / "ewc-seed0.tsv").exists()
+
+    choice = json.loads((results / "ewc_sweep" / "choice.json").read_text())
+    sweep_table = pd.read_csv(report / "tables" / "ewc_sweep.csv")
+    assert list(sweep_table["penalty_weight"]) == sweep and sweep_table["chosen"].sum() == 1
+    assert choice["penalty_weight"] == sweep_table.loc[sweep_table["chosen"], "penalty_weight"].item()
+    for run in ("ewc", "kd"):  # the choice reaches every run with EWC, and only those
+        strategies = yaml.safe_load((results / "runs" / run / "seed0" / "run.yaml").read_text())["strategies"]
+        assert strategies.get("ewc", {}).get("penalty_weight") == (choice["penalty_weight"] if run == "ewc" else None)
+    for weight in sweep:  # the sweep's runs were scored on a quarter of the training images, never on val
+        swept = json.loads((results / "ewc_sweep" / f"lambda{weight:g}" / "seed0" / "metrics.json").read_text())
+        assert swept["provenance"]["config"]["train"]["holdout"] == 0.25
+        assert swept["provenance"]["config"]["strategies"]["ewc"]["penalty_weight"] == weight
+        with gzip.open(results / "ewc_sweep" / f"lambda{weight:g}" / "seed0" / "per_image.json.gz") as f:
+            scored = json.load(f)[-1]["cls"]["correct"]
+        assert len(scored) == 4  # a quarter of the 16 training images
 
     again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                       env=with_stand_in_apptainer(calls))

@@ -186,6 +186,22 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ewc_sweep(args: argparse.Namespace) -> int:
+    """Write the EWC sweep's table and choice from its runs (each weight's ewc run, scored on held-out training
+    images): the penalty weight of the best average final score, which every EWC run of the experiment uses."""
+    from unihead.report.build import provenance_line
+    from unihead.report.ewc_sweep import write_sweep
+    from unihead.results import read_runs
+
+    experiment = load_config(args.config)
+    choice, table = Path(args.choice), Path(args.table)
+    with writing_into(choice.parent), writing_into(table.parent):
+        paths = write_sweep(read_runs([Path(p) for p in args.runs]), experiment, table, choice,
+                            provenance_line(experiment, len(experiment.ewc_sweep.seeds)))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare an experiment's results with reference results, number by number (provenance first); exits 1
     when a number is not reproduced, is missing on one side, or the data differ."""
@@ -335,6 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--benchmark", nargs="+", help="JSON written by `unihead benchmark --json` (inference "
                         "latency); with variants one per variant, written with `--variant`")
     report.set_defaults(func=cmd_report)
+
+    sweep = commands.add_parser("ewc-sweep", help=cmd_ewc_sweep.__doc__, description=cmd_ewc_sweep.__doc__)
+    sweep.add_argument("runs", nargs="+", help="the sweep's metrics.json files, or folders of them")
+    sweep.add_argument("--config", required=True, help="the experiment YAML (its ewc_sweep section; or the "
+                       "workflow's slice, results/<exp>/config/ewc_sweep.yaml)")
+    sweep.add_argument("--table", required=True, help="the table's path without suffix (.csv, .md and .tex are "
+                       "written)")
+    sweep.add_argument("--choice", required=True, help="the JSON file of the chosen weight")
+    sweep.set_defaults(func=cmd_ewc_sweep)
 
     compare = commands.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
     compare.add_argument("reference", help="reference results: a results/<exp>/ folder (runs/, tables/, data/)")

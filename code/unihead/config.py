@@ -319,8 +319,8 @@ class EWCOptions:
     """``strategies.ewc``: Elastic Weight Consolidation."""
 
     penalty_weight: float = field(default=1.0, metadata=bounded(0))
-    """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights); 1 was the
-    best average final score of the demo sweep (workflow/scripts/ewc_sweep.py, paper/ewc_sweep.tex)."""
+    """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights). In the workflow an
+    experiment with ``ewc_sweep`` replaces it with the sweep's choice (on held-out training images)."""
     fisher_samples: int = field(default=200, metadata=bounded(1))
     """Training inputs of each finished task whose squared scores make its Fisher."""
     decay: float = field(default=1.0, metadata=bounded(0, 1))
@@ -475,6 +475,10 @@ class WorkflowConfig:
         return self.gpus_per_run * GPU_SHARE
 
 
+MAX_HOLDOUT = 0.5
+_HOLDOUT = "at most half of the training images, so that the run still trains on most of them"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The sequential protocol: stage order, optimiser and schedule (the paper's values by default)."""
@@ -510,6 +514,11 @@ class TrainConfig:
     limit_train: int | None = None
     """Use only the first N training images of each task (quick runs); null: all."""
     limit_val: int | None = None
+    holdout: float = field(default=0.0, metadata=bounded(0, MAX_HOLDOUT, why=_HOLDOUT))
+    """Fraction of each task's training images held out (a fixed draw, the same for every seed): the run trains
+    on the others and is evaluated on them instead of the val split. 0 (every run of the tables): train on all,
+    evaluate on val. EWC's penalty sweep (``ewc_sweep``) selects on held-out images, never on the val images the
+    tables report."""
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -551,6 +560,27 @@ class BootstrapConfig:
 
 
 @dataclass(frozen=True)
+class EWCSweepConfig:
+    """EWC's penalty weight chosen by a sweep: for each value, the ``ewc`` run of each seed trains on the training
+    images but a held-out fraction and is scored on that fraction; the value of the best mean final score (over
+    tasks, then seeds) is what every EWC run of the experiment uses, in place of ``strategies.ewc.penalty_weight``.
+    The val images the tables report take no part in the choice."""
+
+    penalty_weights: list[float] = field(default_factory=list, metadata=bounded(0))
+    """The values tried (distinct, at least two); empty: no sweep, EWC runs use ``strategies.ewc.penalty_weight``."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1], metadata=bounded(0))
+    holdout: float = field(default=0.2, metadata=bounded(0, MAX_HOLDOUT, low_open=True, why=_HOLDOUT))
+    """Fraction of each task's training images the sweep's runs are scored on (``train.holdout`` of its runs)."""
+
+    def __post_init__(self) -> None:
+        if self.penalty_weights and len(set(self.penalty_weights)) < max(2, len(self.penalty_weights)):
+            raise ConfigError(f"config key 'ewc_sweep.penalty_weights': expected at least two distinct values (or "
+                              f"none, for no sweep), got {self.penalty_weights}")
+        if not self.seeds or len(set(self.seeds)) < len(self.seeds):
+            raise ConfigError(f"config key 'ewc_sweep.seeds': expected at least one seed, each once, got {self.seeds}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = field(default="experiment", metadata=_pattern(NAME_PATTERN))
     """Names the experiment's folder results/<name>/ (and the jobs' paths on the command line)."""
@@ -570,6 +600,7 @@ class ExperimentConfig:
     """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
     for the task to count as learned; a task that was not learned is reported "not learned", never "pass"."""
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    ewc_sweep: EWCSweepConfig = field(default_factory=EWCSweepConfig)
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
@@ -586,6 +617,7 @@ FIXED_BY_VARIANTS = {
     "threshold_rule": "one forgetting rule judges every variant of the table alike",
     "learned_margin": "one forgetting rule judges every variant of the table alike",
     "bootstrap": "one forgetting rule judges every variant of the table alike",
+    "ewc_sweep": "one sweep, on the experiment's own settings, chooses the penalty weight of every variant's EWC runs",
 }
 """The top-level keys a variant may not override, each with the reason."""
 

@@ -111,10 +111,17 @@ class RunResult:
     """Each task's score of a model that learned nothing."""
     initial: Metrics | None = None
     stages: list[dict[str, Any]] | None = None
-    """Per stage: its task, epochs, every metric after it, and its seconds."""
+    """Per stage: its task, epochs, every metric after it, the images forwarded and backpropagated while it
+    trained (``forwarded``, ``backpropagated``), and its seconds."""
     final: Metrics | None = None
     train_seconds: float | None = None
     images_per_s: float | None = None
+    images_forwarded: int | None = field(default=None, metadata=bounded(0))
+    """Images the run's networks were called on while it trained (student and teachers, replayed samples, EWC's
+    Fisher samples; not evaluation): what the strategy cost (:mod:`unihead.engine.forward_count`). Null in a
+    record written before runs counted them."""
+    images_backpropagated: int | None = field(default=None, metadata=bounded(0))
+    """Those of ``images_forwarded`` forwarded with gradients on, each followed by a backward pass."""
     provenance: Provenance | None = None
     path: Path | None = field(default=None, compare=False)
     """The file the record was read from (not part of it)."""
@@ -277,12 +284,10 @@ def _check_listed(runs: list[RunResult], experiment: ExperimentConfig, sources: 
                          f"{folder}/seed<N>/{METRICS_FILE} for each")
 
 
-def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | None = None) -> list[RunResult]:
-    """Run records from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder
-    (where a ``<run>/seed<N>`` folder without one is an unfinished run: an error), each checked. With
-    ``experiment``, every run it lists must be among them."""
+def read_runs(sources: Path | Iterable[Path]) -> list[RunResult]:
+    """The records of ``metrics.json`` files, and of every ``<run>/seed<N>/metrics.json`` under a folder (where a
+    ``<run>/seed<N>`` folder without one is an unfinished run: an error), each checked on its own."""
     given = [sources] if isinstance(sources, (str, Path)) else list(sources)
-    named = ", ".join(map(str, given))
     paths: list[Path] = []
     for source in map(Path, given):
         if source.is_dir():
@@ -292,8 +297,16 @@ def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | Non
         else:
             raise InputError(f"{source}: neither a folder of runs nor a {METRICS_FILE} file")
     if not paths:
-        raise InputError(f"{named}: no run results (expected <run>/seed<N>/{METRICS_FILE})")
-    runs = [read_run(path) for path in paths]
+        raise InputError(f"{', '.join(map(str, given))}: no run results (expected <run>/seed<N>/{METRICS_FILE})")
+    return [read_run(path) for path in paths]
+
+
+def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | None = None) -> list[RunResult]:
+    """Run records from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder
+    (where a ``<run>/seed<N>`` folder without one is an unfinished run: an error), each checked. With
+    ``experiment``, every run it lists must be among them."""
+    given = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    runs = read_runs(given)
     has_variants(runs)
     seen: dict[tuple[str | None, str, int], Path | None] = {}
     for run in runs:
@@ -304,6 +317,6 @@ def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | Non
                              "run once")
         seen[key] = run.path
     if experiment is not None:
-        _check_listed(runs, experiment, named)
+        _check_listed(runs, experiment, ", ".join(map(str, given)))
     return runs
 

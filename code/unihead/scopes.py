@@ -12,9 +12,13 @@ no torch, so the Snakefile can use it.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 from unihead.config import STRATEGY_OPTIONS, ExperimentConfig, RunConfig, apply_variant, build_section, config_to_dict
+from unihead.errors import InputError
 from unihead.runs import strategy_components
 
 
@@ -23,22 +27,55 @@ def data_scope(config: ExperimentConfig) -> dict[str, Any]:
     return {"data": dataclasses.asdict(config.data)}
 
 
-def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> RunConfig:
+CHOICE_FILE = "choice.json"
+"""The EWC sweep's chosen penalty weight (:mod:`unihead.ewc_sweep`), which every EWC run of the workflow reads."""
+
+
+def read_choice(path: Path) -> float:
+    """The chosen weight of a :data:`CHOICE_FILE`; an unreadable or malformed file is an error naming it."""
+    try:
+        weight = json.loads(path.read_text())["penalty_weight"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: expected the EWC sweep's choice, {{\"penalty_weight\": <number>, ...}} "
+                         f"({err})") from err
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        raise InputError(f"{path}: 'penalty_weight' is {weight!r}; expected a finite number >= 0")
+    return float(weight)
+
+
+def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None,
+               penalty_weight: float | None = None) -> RunConfig:
     """What ``unihead train`` reads for one run and seed (of the experiment's ``variant``, whose overrides are
     applied first): the model, data, train and eval sections, the options of the run's own strategies
-    (defaults filled in, so spelling out a default changes nothing), the seed and the variant's name."""
+    (defaults filled in, so spelling out a default changes nothing), the seed and the variant's name.
+    ``penalty_weight`` (the EWC sweep's choice) replaces ``strategies.ewc.penalty_weight`` in a run with EWC."""
     if variant is not None:
         config = apply_variant(config, variant)
     strategies = {name: dataclasses.asdict(build_section(STRATEGY_OPTIONS[name], config.strategies.get(name),
                                                          f"strategies.{name}"))
                   for name in strategy_components(run)}
+    if penalty_weight is not None and "ewc" in strategies:
+        strategies["ewc"]["penalty_weight"] = penalty_weight
     return RunConfig(experiment=config.name, run=run, seed=seed, variant=variant, model=config.model,
                      data=config.data, train=config.train, eval=config.eval, strategies=strategies)
 
 
-def run_scope(config: ExperimentConfig, run: str, seed: int, variant: str | None = None) -> dict[str, Any]:
+def run_scope(config: ExperimentConfig, run: str, seed: int, variant: str | None = None,
+              penalty_weight: float | None = None) -> dict[str, Any]:
     """:func:`run_config` as the plain data of the run's config file."""
-    return config_to_dict(run_config(config, run, seed, variant))
+    return config_to_dict(run_config(config, run, seed, variant, penalty_weight))
+
+
+def sweep_scope(config: ExperimentConfig, penalty_weight: float, seed: int) -> dict[str, Any]:
+    """What one run of the EWC sweep reads: the experiment's ``ewc`` run with ``penalty_weight``, trained on its
+    training images but ``ewc_sweep.holdout`` of them and scored on those (``train.holdout``)."""
+    held_out = dataclasses.replace(config, train=dataclasses.replace(config.train, holdout=config.ewc_sweep.holdout))
+    return run_scope(held_out, "ewc", seed, penalty_weight=penalty_weight)
+
+
+def sweep_table_scope(config: ExperimentConfig) -> dict[str, Any]:
+    """What ``unihead ewc-sweep`` reads: the sweep's settings, and what its caption says about the experiment."""
+    return {**report_scope(config), "ewc_sweep": dataclasses.asdict(config.ewc_sweep)}
 
 
 def _variants(config: ExperimentConfig) -> dict[str, Any]:

@@ -46,6 +46,16 @@ REPORT_TABLES = expand(
 )
 FIGURES = ["final_metrics", "drops", "stages", "r_matrices", "training_curves", "qualitative"]
 REPORT_FILES = REPORT_TABLES + expand(f"{REPORT_DIR}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"])
+# EWC's penalty weight swept on held-out training images (workflow/rules/ewc_sweep.smk), when ewc_sweep lists
+# weights: every run with EWC reads the choice.
+SWEEP = EXPERIMENT.ewc_sweep
+SWEEP_DIR = f"{RESULTS}/ewc_sweep"
+SWEEP_RUN_DIR = f"{SWEEP_DIR}/lambda{{weight}}/seed{{seed}}"
+SWEEP_METRICS = expand(f"{SWEEP_RUN_DIR}/metrics.json", weight=[f"{w:g}" for w in SWEEP.penalty_weights],
+                       seed=SWEEP.seeds)
+EWC_CHOICE = f"{SWEEP_DIR}/{CHOICE_FILE}" if SWEEP.penalty_weights else None
+SWEEP_TABLE = f"{REPORT_DIR}/tables/ewc_sweep"
+SWEEP_FILES = [f"{SWEEP_TABLE}.{ext}" for ext in ("csv", "md", "tex")] if SWEEP.penalty_weights else []
 # The comparison with the committed reference (workflow/rules/compare.smk), when that folder exists.
 REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None
 COMPARISON = (
@@ -89,6 +99,7 @@ wildcard_constraints:
     run="|".join(map(re.escape, RUNS)),  # a combination's name holds "+"
     seed=r"\d+",
     variant="|".join(map(re.escape, VARIANTS)),
+    weight="|".join(re.escape(f"{w:g}") for w in SWEEP.penalty_weights),
 
 
 def another_experiments_paper(wildcards):

@@ -8,6 +8,7 @@ SCOPES = {
     "forgetting": forgetting_scope,
     "report": report_scope,
     "readme": readme_scope,
+    "ewc_sweep": sweep_table_scope,
 }
 
 
@@ -25,15 +26,38 @@ rule job_config:
         write_yaml(output[0], params.values, log[0])
 
 
+def ewc_choice(wildcards):
+    """The EWC sweep's choice, for a run with EWC when the experiment sweeps its penalty weight."""
+    return [EWC_CHOICE] if EWC_CHOICE and "ewc" in strategy_components(wildcards.run) else []
+
+
 rule run_config:
     """What one training run reads: model, data, train and eval (its variant's overrides applied), its own
-    strategies' options, its seed."""
+    strategies' options (EWC's penalty weight the sweep's choice, when the experiment sweeps it), its seed."""
+    input:
+        choice=ewc_choice,
     output:
         RUN_CONFIG,
     params:
         values=lambda wildcards: run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed), wildcards.get("variant")),
     log:
         f"{RESULTS}/logs/config/{RUN_ID}-seed{{seed}}.log",
+    run:
+        values = params.values
+        if input.choice:  # the sweep's choice replaces the config's penalty weight (a new choice reruns the run)
+            values["strategies"]["ewc"]["penalty_weight"] = read_choice(Path(input.choice[0]))
+        write_yaml(output[0], values, log[0])
+
+
+rule sweep_run_config:
+    """What one run of the EWC sweep reads: the ewc run with one penalty weight, trained on the training images
+    but ewc_sweep.holdout of them and scored on those."""
+    output:
+        f"{SWEEP_RUN_DIR}/run.yaml",
+    params:
+        values=lambda wildcards: sweep_scope(EXPERIMENT, float(wildcards.weight), int(wildcards.seed)),
+    log:
+        f"{RESULTS}/logs/config/ewc_sweep/lambda{{weight}}-seed{{seed}}.log",
     run:
         write_yaml(output[0], params.values, log[0])
 
@@ -53,4 +77,5 @@ rule benchmark_config:
 localrules:
     job_config,
     run_config,
+    sweep_run_config,
     benchmark_config,

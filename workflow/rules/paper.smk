@@ -13,11 +13,19 @@ ABLATION_FILES = [
     "paper/ablations/tables/compute.tex",
     "paper/ablations/figures/final_metrics.pdf",
 ]
+# Its subsection on task order and schedule reads the order experiment's report (workflow/config/ablations-order.yaml,
+# report_dir paper/orders) in the same way.
+ORDER_FILES = [
+    "paper/orders/tables/forgetting.tex",
+    "paper/orders/tables/continual.tex",
+    "paper/orders/tables/compute.tex",
+]
 # The section "Real data on a CPU" reads the committed reference of workflow/config/real-cpu.yaml, made on a
 # 2-core CPU (results/real-cpu-reference/, by workflow/scripts/save_reference.sh).
 REAL_CPU_FILES = [
     "results/real-cpu-reference/report/tables/final_metrics.tex",
     "results/real-cpu-reference/report/tables/forgetting.tex",
+    "results/real-cpu-reference/report/tables/ewc_sweep.tex",
 ]
 
 if REPORT_DIR == "paper":
@@ -27,9 +35,10 @@ if REPORT_DIR == "paper":
         input:
             tex="paper/main.tex",
             bib="paper/references.bib",
-            ewc_sweep="paper/ewc_sweep.tex",
+            ewc_sweep=SWEEP_FILES,
             report=REPORT_FILES,
             ablations=[path for path in ABLATION_FILES if Path(path).exists()],
+            orders=[path for path in ORDER_FILES if Path(path).exists()],
             real_cpu=REAL_CPU_FILES,
         output:
             "paper/main.pdf",

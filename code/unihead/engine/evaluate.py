@@ -63,7 +63,7 @@ def evaluate_task(model: nn.Module, task: str, loader: DataLoader, device: torch
                 height, width = target["orig_size"]
                 results += detections_to_coco(target["image_id"], found["boxes"], found["scores"], found["labels"],
                                               reader.label_to_category_id, scale_xy=(width / size, height / size))
-        return Evaluation(*coco_evaluation(reader.coco, results, reader.image_ids[:len(data)]))
+        return Evaluation(*coco_evaluation(reader.coco, results, [reader.image_ids[i] for i in data.indices]))
     raise ValueError(f"unknown task {task!r}")
 
 

@@ -37,7 +37,9 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     """One row per epoch: stage, task, global epoch, lr, losses, timing, the stage task's validation score."""
     stages: list[dict[str, Any]] = field(default_factory=list)
-    """One entry per finished stage: its task, epochs, every task's metrics after it, and its seconds."""
+    """One entry per finished stage: its task, epochs, every task's metrics after it, the images its networks were
+    called on while it trained (``forwarded``, ``backpropagated``: :class:`~unihead.engine.forward_count.ForwardCount`)
+    and its seconds."""
     per_image: list[dict[str, PerImage]] = field(default_factory=list)
     """One entry per finished stage: every task's per-image record after it (:mod:`unihead.metrics.per_image`)."""
     initial: Metrics
@@ -61,6 +63,8 @@ class Progress:
             "final": self.stages[-1]["metrics"],
             "train_seconds": sum(s["train_seconds"] for s in self.stages),
             "images_per_s": sum(r["images"] for r in self.history) / max(sum(r["seconds"] for r in self.history), 1e-9),
+            "images_forwarded": sum(s["forwarded"] for s in self.stages),
+            "images_backpropagated": sum(s["backpropagated"] for s in self.stages),
             "provenance": provenance,
         }
         return RunResult.from_dict(json_safe(values))

@@ -28,17 +28,18 @@ from torch.utils.data import DataLoader
 
 from unihead.config import ConfigError, RunConfig, TrainConfig, config_to_dict
 from unihead.data import collate
-from unihead.data.decoded import DecodedDataset
+from unihead.data.decoded import DecodedDataset, Holdout
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
 from unihead.engine.device import configure_backends, make_optimizer, prepare_model
 from unihead.engine.evaluate import Evaluation, chance_score, evaluate_task
 from unihead.engine.finished import refuse_another_config
+from unihead.engine.forward_count import ForwardCount
 from unihead.engine.lock import locked
 from unihead.engine.outputs import write_outputs
 from unihead.engine.progress import Progress
 from unihead.engine.provenance import provenance
 from unihead.engine.schedule import make_scheduler
-from unihead.engine.train import train_one_epoch
+from unihead.engine.train import EPOCH_COUNTS, train_one_epoch
 from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.results import RunResult
@@ -79,8 +80,14 @@ class Run:
         train = config.train
         decoded = partial(DecodedDataset, data_root=self.data_root, size=size, device=self.device,
                           num_workers=train.num_workers)
-        self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train) for t in spec.tasks}
-        val_sets = {t: decoded(t, split="val", train=False, limit=train.limit_val) for t in spec.tasks}
+        if train.holdout:  # scored on held-out training images (EWC's sweep), never on the val split
+            self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train,
+                                          holdout=Holdout(train.holdout, held_out=False)) for t in spec.tasks}
+            val_sets = {t: decoded(t, split="train", train=False, limit=train.limit_train,
+                                   holdout=Holdout(train.holdout, held_out=True)) for t in spec.tasks}
+        else:
+            self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train) for t in spec.tasks}
+            val_sets = {t: decoded(t, split="val", train=False, limit=train.limit_val) for t in spec.tasks}
         self.val_loaders = {t: DataLoader(d, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate)
                             for t, d in val_sets.items()}
         self.num_classes = {t: d.reader.num_classes for t, d in val_sets.items()}
@@ -193,19 +200,24 @@ def _train_and_write(run: Run) -> RunResult:
         val = evaluate_task(run.model, task, run.val_loaders[task], run.device, run.config.model.det_head,
                             run.config.eval)
         metric = PRIMARY_METRIC[task]
-        losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("images", "seconds", "images_per_s"))
+        losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in EPOCH_COUNTS)
         run.log(f"{where}  {losses}  val {metric} {val.metrics[metric]:.4f}  lr {lr:.2e}  "
                 f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
         progress.history.append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
                                  f"val_{metric}": val.metrics[metric]})
         if stage_epoch == epochs - 1:
             start = time.perf_counter()
-            run.strategy.after_stage(run.model, stage)
+            with ForwardCount() as stage_end:
+                run.strategy.after_stage(run.model, stage)
             evaluations = run.evaluate_all(scored={task: val})
             metrics = {t: evaluation.metrics for t, evaluation in evaluations.items()}
             progress.per_image.append({t: evaluation.per_image for t, evaluation in evaluations.items()})
-            train_seconds = sum(r["seconds"] for r in progress.history if r["stage"] == index)
+            epoch_rows = [r for r in progress.history if r["stage"] == index]
+            train_seconds = sum(r["seconds"] for r in epoch_rows)
             progress.stages.append({"task": task, "epochs": epochs, "metrics": metrics,
+                                    "forwarded": sum(r["forwarded"] for r in epoch_rows) + stage_end.forwarded,
+                                    "backpropagated": sum(r["backpropagated"] for r in epoch_rows)
+                                    + stage_end.backpropagated,
                                     "train_seconds": train_seconds,
                                     "seconds": train_seconds + time.perf_counter() - start})
         run.scheduler.step()

