@@ -27,8 +27,9 @@ if not workflow.overwrite_configfiles:
 # file needs only snakemake, not torch). A bad key, value, range or strategy name stops the workflow
 # before any job, naming the key; strings from --config 'workflow={...}' are read as the numbers they spell.
 sys.path.insert(0, str(Path(workflow.basedir) / "code"))
-from unihead.config import ConfigError, config_from_dict, config_to_dict, read_yaml  # noqa: E402
+from unihead.config import config_from_dict, config_to_dict  # noqa: E402
 from unihead.runs import run_names, strategy_components  # noqa: E402
+from unihead.schema import ConfigError, read_yaml  # noqa: E402
 from unihead.scopes import (  # noqa: E402
     CHOICE_FILE,
     benchmark_scope,

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from unihead.config import STRATEGY_OPTIONS, ConfigError, config_from_dict, load_config, read_yaml
+from unihead.config import ModelConfig, OfficialConfig, TrainConfig, config_from_dict, load_config
+from unihead.schema import ConfigError, read_yaml
+from unihead.strategy_options import STRATEGY_OPTIONS
 
 
 def row(case: str, values: dict[str, Any], message: str) -> Any:
@@ -70,7 +72,7 @@ BAD_CONFIGS = [
         "expected a URL containing '{file_name}'"),
     row("official-retries", {"data": {"official": {"retries": 0}}}, "'data.official.retries': expected at least 1"),
     row("official-timeout", {"data": {"official": {"timeout_s": 0}}},
-        "'data.official.timeout_s': expected a positive number, got 0"),
+        "'data.official.timeout_s': expected a number above 0, got 0"),
     row("threshold-rule", {"threshold_rule": "points"},
         "'threshold_rule': expected one of ['relative', 'relative_to_chance'"),
     row("threshold", {"threshold": 5}, "'threshold': expected a number in [0, 1), got 5.0"),
@@ -85,7 +87,8 @@ BAD_CONFIGS = [
     row("bn-mode", {"train": {"bn": "frozen"}}, "'train.bn': expected one of ['train', 'freeze_after_first']"),
     row("epochs", {"train": {"epochs": 0}}, "'train.epochs': expected at least 1, got 0"),
     row("repeated-task", {"train": {"tasks": ["seg", "seg"]}}, "'train.tasks': expected distinct tasks"),
-    row("limit", {"train": {"limit_val": 0}}, "'train.limit_val': expected at least 1 or null, got 0"),
+    row("limit", {"train": {"limit_val": 0}},
+        "'train.limit_val': expected at least 1 (or null for all of them), got 0"),
     row("baseline", {"workflow": {"baselines": ["depth"]}}, "'workflow.baselines': expected tasks from"),
     row("no-seed", {"workflow": {"seeds": []}}, "'workflow.seeds': expected at least one seed"),
     row("threads", {"workflow": {"threads_per_run": 0}}, "'workflow.threads_per_run': expected at least 1"),
@@ -232,6 +235,19 @@ def test_strategy_options_built_in_code_are_checked_too(name):
     field, value = {"ewc": ("fisher_samples", 0), "replay": ("capacity", 0)}.get(name, ("temperature", 0.0))
     with pytest.raises(ConfigError, match=re.escape(f"config key '{field}': expected")):
         STRATEGY_OPTIONS[name](**{field: value})
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    (TrainConfig, {"epochs": 0}, "config key 'epochs': expected at least 1, got 0"),
+    (TrainConfig, {"limit_train": 0}, "config key 'limit_train': expected at least 1"),
+    (OfficialConfig, {"retries": 0}, "config key 'retries': expected at least 1, got 0"),
+    (OfficialConfig, {"timeout_s": 0.0}, "config key 'timeout_s': expected a number above 0"),
+    (ModelConfig, {"levels": {"seg": 4, "det": 32, "cls": 32}}, "config key 'levels.seg': expected one of [8, 16"),
+], ids=["epochs", "limit", "retries", "timeout", "level"])
+def test_config_sections_built_in_code_are_checked_too(section: type, values: dict[str, Any], message: str):
+    """A section constructed directly (not read from a config) checks its fields' metadata in __post_init__."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        section(**values)
 
 
 def test_load_config_names_the_file(tmp_path):

@@ -15,9 +15,10 @@ import pytest
 
 from constant_records import write_constant_records
 from unihead.cli import main
-from unihead.config import ConfigError, config_from_dict
+from unihead.config import config_from_dict
 from unihead.forgetting import Verdict, write_tables
 from unihead.results import PER_IMAGE_FILE
+from unihead.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 PROVENANCE = {"packages": {"torch": "2.14.1", "numpy": "2.4.6"}, "python": "3.11.7",

@@ -13,9 +13,6 @@ import pytest
 from unihead.config import (
     GPU_SHARE,
     MAX_RUNS_PER_GPU,
-    STRATEGY_NAMES,
-    STRATEGY_OPTIONS,
-    ConfigError,
     ExperimentConfig,
     ModelConfig,
     config_from_dict,
@@ -23,6 +20,8 @@ from unihead.config import (
     model_stride,
 )
 from unihead.runs import strategy_components
+from unihead.schema import ConfigError
+from unihead.strategy_options import STRATEGY_NAMES, STRATEGY_OPTIONS
 
 
 def test_empty_config_gives_the_papers_model():

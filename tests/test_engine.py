@@ -15,13 +15,15 @@ import yaml
 from torch.utils.data import DataLoader
 
 from tiny import tiny_values
-from unihead.config import STRATEGY_NAMES, ConfigError, config_from_dict
+from unihead.config import config_from_dict
 from unihead.engine import run as engine
 from unihead.engine.evaluate import chance_score
 from unihead.engine.run import Run, execute, frozen_batchnorm
 from unihead.errors import TrainingDiverged
 from unihead.runs import run_spec
+from unihead.schema import ConfigError
 from unihead.scopes import run_config
+from unihead.strategy_options import STRATEGY_NAMES
 
 OPTIONS = {"ewc": {"fisher_samples": 4}, "replay": {"batch_size": 2}}
 """The strategy options of the tiny runs here (``tiny_config(strategies=OPTIONS)``)."""

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from unihead.cli import main
-from unihead.config import ConfigError, config_from_dict
+from unihead.config import config_from_dict
 from unihead.data.decoded import DecodedDataset, Holdout
 from unihead.errors import InputError
 from unihead.ewc_sweep import sweep_scores, sweep_summary
 from unihead.results import read_runs
+from unihead.schema import ConfigError
 from unihead.scopes import read_choice, run_scope, sweep_scope
 
 TASKS = ["seg", "det", "cls"]

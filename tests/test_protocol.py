@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from unihead.config import ConfigError
 from unihead.engine.run import Run, execute
 from unihead.engine.train import set_train_mode
 from unihead.runs import run_spec
+from unihead.schema import ConfigError
 from unihead.scopes import run_config
 
 SCHEDULED = {"epochs": 2, "limit_train": 4, "limit_val": 4, "schedule": "cosine_total"}

@@ -13,14 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from unihead.config import (
-    STRATEGY_NAMES,
-    ConfigError,
-    EWCOptions,
-    KDOptions,
-    ModelConfig,
-    ReplayOptions,
-)
+from unihead.config import ModelConfig
 from unihead.data import build_dataset, collate
 from unihead.detection_codecs import DET_CODECS
 from unihead.engine import run as engine
@@ -30,6 +23,7 @@ from unihead.likelihood import BOX_SIGMA, sampled_log_likelihood
 from unihead.losses import task_loss
 from unihead.models import FEATURES, build_model
 from unihead.runs import strategy_components
+from unihead.schema import ConfigError
 from unihead.scopes import run_config
 from unihead.strategies import STRATEGIES, StageContext, create_strategy
 from unihead.strategies import ewc as ewc_module
@@ -37,6 +31,7 @@ from unihead.strategies.distill import output_distillation, softmax_kl
 from unihead.strategies.ewc import ElasticWeightConsolidation, accumulate, fisher_diagonal, normalised
 from unihead.strategies.kd import feature_distillation, relative_mse
 from unihead.strategies.replay import ReservoirBuffer
+from unihead.strategy_options import STRATEGY_NAMES, EWCOptions, KDOptions, ReplayOptions
 from unihead.tasks import NUM_DET_CLASSES, TASKS
 
 SMALL_MODEL = ModelConfig(pretrained=False, det_head="logits", levels={"seg": 8, "det": 16, "cls": 32})

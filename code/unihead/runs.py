@@ -1,8 +1,8 @@
 """Runs by name: the runs an experiment lists (the one definition that the workflow's ``RUNS`` and
 ``unihead forgetting --config`` share), what a run trains, and the strategies it combines.
 
-A run is a strategy over the task sequence, named as :func:`unihead.config.resolve_strategy` reads it
-(``none``, ``ewc``, the alias ``kd_replay``, a combination ``lwf+replay``), or a single-task baseline,
+A run is a strategy over the task sequence, named as :func:`unihead.strategy_options.resolve_strategy` reads
+it (``none``, ``ewc``, the alias ``kd_replay``, a combination ``lwf+replay``), or a single-task baseline,
 ``baseline-<task>``; each is run once per seed of ``workflow.seeds``. Imports no torch, so the
 Snakefile can use it.
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unihead.config import NO_STRATEGY, ConfigError, ExperimentConfig, resolve_strategy
+from unihead.config import ExperimentConfig
+from unihead.schema import ConfigError
+from unihead.strategy_options import NO_STRATEGY, resolve_strategy
 from unihead.tasks import TASKS
 
 BASELINE_PREFIX = "baseline-"

@@ -17,9 +17,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from unihead.config import STRATEGY_OPTIONS, ExperimentConfig, RunConfig, apply_variant, build_section, config_to_dict
+from unihead.config import ExperimentConfig, RunConfig, apply_variant, config_to_dict
 from unihead.errors import InputError
 from unihead.runs import strategy_components
+from unihead.schema import build_section
+from unihead.strategy_options import STRATEGY_OPTIONS
 
 
 def data_scope(config: ExperimentConfig) -> dict[str, Any]:

@@ -26,16 +26,12 @@ rule job_config:
         write_yaml(output[0], params.values, log[0])
 
 
-def ewc_choice(wildcards):
-    """The EWC sweep's choice, for a run with EWC when the experiment sweeps its penalty weight."""
-    return [EWC_CHOICE] if EWC_CHOICE and "ewc" in strategy_components(wildcards.run) else []
-
-
 rule run_config:
     """What one training run reads: model, data, train and eval (its variant's overrides applied), its own
     strategies' options (EWC's penalty weight the sweep's choice, when the experiment sweeps it), its seed."""
     input:
-        choice=ewc_choice,
+        # the EWC sweep's choice, for a run with EWC when the experiment sweeps its penalty weight
+        choice=lambda wildcards: [EWC_CHOICE] if EWC_CHOICE and "ewc" in strategy_components(wildcards.run) else [],
     output:
         RUN_CONFIG,
     params:

@@ -41,7 +41,7 @@ if SWEEP.penalty_weights:
             table=SWEEP_FILES,
             choice=EWC_CHOICE,
         params:
-            table=SWEEP_TABLE,
+            table=lambda wildcards, output: Path(output.table[0]).with_suffix(""),
         log:
             f"{RESULTS}/logs/ewc_sweep.log",
         shell:

@@ -20,9 +20,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import tv_tensors
 
-from unihead.config import ConfigError
 from unihead.data.factory import build_dataset
 from unihead.data.transforms import augment_transforms, decode_transforms
+from unihead.schema import ConfigError
 from unihead.tasks import CLS, DET, SEG
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
-from unihead.config import ConfigError, RunConfig, config_differences, config_to_dict
+from unihead.config import RunConfig, config_to_dict
 from unihead.errors import InputError
 from unihead.files import atomic_open
 from unihead.runs import RunSpec
+from unihead.schema import ConfigError, config_differences
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from unihead.config import config_differences
 from unihead.errors import InputError
 from unihead.results import HISTORY_FILE, METRICS_FILE, PER_IMAGE_FILE, WEIGHTS_FILE
+from unihead.schema import config_differences
 
 SHOWN = 5
 """Differing keys named in the error; the rest are counted."""

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from unihead.config import ConfigError, RunConfig, TrainConfig, config_to_dict
+from unihead.config import RunConfig, TrainConfig, config_to_dict
 from unihead.data import collate
 from unihead.data.decoded import DecodedDataset, Holdout
 from unihead.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -44,6 +44,7 @@ from unihead.losses import task_loss
 from unihead.models import build_model
 from unihead.results import RunResult
 from unihead.runs import run_spec
+from unihead.schema import ConfigError
 from unihead.sources.manifest import MANIFEST
 from unihead.strategies import StageContext, create_strategy
 from unihead.tasks import DET, NUM_DET_CLASSES, PRIMARY_METRIC

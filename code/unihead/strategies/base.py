@@ -2,8 +2,8 @@
 
 A forgetting strategy is one file in this package that subclasses :class:`Strategy`, overrides two
 or three hooks and registers itself with ``@register_strategy("name")``; the package imports every
-module in it. Its options are the dataclass that :data:`unihead.config.STRATEGY_OPTIONS` names for it
-(the keys accepted under ``strategies.<name>`` in an experiment config, checked when the config is read).
+module in it. Its options are the dataclass that :data:`unihead.strategy_options.STRATEGY_OPTIONS` names for
+it (the keys accepted under ``strategies.<name>`` in an experiment config, checked when the config is read).
 A run combines any of them (:mod:`unihead.strategies.composed`), so a strategy never builds on another's hooks.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from unihead.config import STRATEGY_OPTIONS
+from unihead.strategy_options import STRATEGY_OPTIONS
 
 LossFn = Callable[[str, Tensor, Any], dict[str, Tensor]]
 """``loss_fn(task, output, target)`` -> named loss terms with ``"total"``, as the engine computes them."""
@@ -100,8 +100,8 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     def decorate(cls: type[Strategy]) -> type[Strategy]:
         if name not in STRATEGY_OPTIONS:
             raise ValueError(f"strategy {name!r} ({cls.__module__}) has no options class in "
-                             f"unihead.config.STRATEGY_OPTIONS: add one there (the Snakefile checks names and options "
-                             "against it)")
+                             "unihead.strategy_options.STRATEGY_OPTIONS: add one there (the Snakefile checks names "
+                             "and options against it)")
         if name in STRATEGIES:
             raise ValueError(f"strategy {name!r} is registered twice ({STRATEGIES[name].__module__}, {cls.__module__})")
         cls.name = name

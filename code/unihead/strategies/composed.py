@@ -13,8 +13,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from unihead.config import STRATEGY_OPTIONS, build_section, resolve_strategy
+from unihead.schema import build_section
 from unihead.strategies.base import STRATEGIES, StageContext, Strategy
+from unihead.strategy_options import STRATEGY_OPTIONS, resolve_strategy
 
 
 class ComposedStrategy:
@@ -57,8 +58,8 @@ class ComposedStrategy:
 
 def create_strategy(name: str, options: Mapping[str, Mapping[str, Any] | None] | None = None,
                     seed: int = 0) -> ComposedStrategy:
-    """The strategy called ``name`` (see :func:`unihead.config.resolve_strategy`), each component built with
-    its options ``options[<component>]`` (an experiment's ``strategies`` section; errors name
+    """The strategy called ``name`` (see :func:`unihead.strategy_options.resolve_strategy`), each component built
+    with its options ``options[<component>]`` (an experiment's ``strategies`` section; errors name
     ``strategies.<component>.<key>``)."""
     options = options or {}
     components = [STRATEGIES[component](build_section(STRATEGY_OPTIONS[component], options.get(component),

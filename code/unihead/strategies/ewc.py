@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unihead.config import EWCOptions
 from unihead.likelihood import sampled_log_likelihood
 from unihead.strategies.base import StageContext, Strategy, register_strategy
+from unihead.strategy_options import EWCOptions
 
 
 def fisher_diagonal(model: nn.Module, stage: StageContext, samples: int) -> dict[str, Tensor]:

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihead.config import KDOptions
 from unihead.models import FEATURES
 from unihead.strategies.base import StageContext, register_strategy
 from unihead.strategies.distill import TeacherStrategy
+from unihead.strategy_options import KDOptions
 
 
 def attention_map(features: Tensor) -> Tensor:

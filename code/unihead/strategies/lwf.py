@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from unihead.config import LwFOptions
 from unihead.strategies.base import StageContext, register_strategy
 from unihead.strategies.distill import TeacherStrategy
+from unihead.strategy_options import LwFOptions
 
 
 @register_strategy("lwf")

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unihead.config import ReplayOptions
 from unihead.data.collate import to_device
 from unihead.strategies.base import StageContext, Strategy, register_strategy
+from unihead.strategy_options import ReplayOptions
 
 
 class ReservoirBuffer:
