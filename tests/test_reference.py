@@ -17,10 +17,11 @@ from unihead.config import load_config
 from unihead.engine.provenance import package_versions
 from unihead.report.readme import markers
 from unihead.results import PER_IMAGE_FILE
+from unihead.scopes import CHOICE_FILE, read_choice
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "results" / "demo-reference"
-README_TABLES = ["final_metrics.md", "forgetting.md", "continual.md"]
+README_TABLES = ["final_metrics.md", "forgetting.md", "continual.md", "ewc_sweep.md"]
 """The report tables the README's demo block holds, in order (the readme rule's inputs)."""
 CHECKED_RUN = "baseline-cls"
 """The run retrained here: the demo's shortest (one stage), so the check costs about a minute."""
@@ -52,9 +53,17 @@ def test_each_reference_holds_every_run_and_no_weights_checkpoints_or_data(name)
     assert files and not [f for f in files if f.suffix in (".pt", ".pth", ".lock", ".jpg", ".JPEG", ".png")
                           and f.parts[0] != "report"]
     runs = sorted(p.parent.relative_to(reference / "runs") for p in reference.glob("runs/*/seed*/metrics.json"))
-    workflow = load_config(REPO / "workflow" / "config" / f"{name}.yaml").workflow
+    experiment = load_config(REPO / "workflow" / "config" / f"{name}.yaml")
+    workflow, sweep = experiment.workflow, experiment.ewc_sweep
     assert len(runs) == (len(workflow.strategies) + len(workflow.baselines)) * len(workflow.seeds)
     assert all((reference / "runs" / run / "history.csv").is_file() for run in runs)
+    # the EWC sweep's runs, and its choice, which the reference's EWC runs used
+    assert len(list(reference.glob("ewc_sweep/lambda*/seed*/metrics.json"))) == \
+        len(sweep.penalty_weights) * len(sweep.seeds)
+    choice = read_choice(reference / "ewc_sweep" / CHOICE_FILE)
+    used = {yaml.safe_load(path.read_text())["strategies"]["ewc"]["penalty_weight"]
+            for path in reference.glob("runs/*/seed*/run.yaml") if "ewc" in path.parts[-3]}
+    assert used == {choice}
 
 
 def _threads(provenance: dict) -> int:

@@ -23,12 +23,14 @@ rule report:
 
 
 rule readme:
-    """Copy the experiment's final-metrics, forgetting and continual tables into README.md (target: snakemake readme)."""
+    """Copy the experiment's final-metrics, forgetting and continual tables (and its EWC sweep's) into README.md
+    (target: snakemake readme)."""
     input:
         config=JOB_CONFIG.format(job="readme"),
         final=f"{REPORT_DIR}/tables/final_metrics.md",
         forgetting=f"{REPORT_DIR}/tables/forgetting.md",
         continual=f"{REPORT_DIR}/tables/continual.md",
+        ewc_sweep=[path for path in SWEEP_FILES if path.endswith(".md")],
     output:
         # updated in place (its other sections are kept), so Snakemake must not delete it before the job
         update("README.md"),
@@ -36,4 +38,5 @@ rule readme:
         f"{RESULTS}/logs/readme.log",
     shell:
         "python -m unihead readme --config {input.config:q} {input.final:q} {input.forgetting:q} {input.continual:q}"
+        " {input.ewc_sweep:q}"
         " --readme {output:q} > {log:q} 2>&1"
