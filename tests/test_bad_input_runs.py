@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from test_compare import edit_json, write_results
+from test_ewc_sweep import write_sweep_run
 from test_forgetting import runs_folder
 from tiny import tiny_values
 from unihead.cli import main
@@ -44,6 +45,15 @@ LOCK = "run.lock"
 
 def _forgetting(runs: Path, *options: str) -> list[str]:
     return ["forgetting", str(runs), "--out", str(runs.parent / "tables"), *options]
+
+
+def _reported(tmp: Path, data_root: Path) -> list[str]:
+    """The report of the forgetting tests' hand-made records, which hold no final metrics."""
+    runs = runs_folder(tmp)
+    assert main(["forgetting", str(runs), "--out", str(tmp / "summary")]) == 0
+    (tmp / "experiment.yaml").write_text("name: test\n")
+    return ["report", "--config", str(tmp / "experiment.yaml"), str(runs), "--forgetting",
+            str(tmp / "summary" / "forgetting_summary.csv"), "--out", str(tmp / "report")]
 
 
 def _edited(change: Callable[[dict[str, Any]], object], run: str = "none") -> Build:
@@ -204,6 +214,9 @@ NEW_DEFECTS = [
                  r"tolerance on the metrics' 0..1 scale", id="compare-floor-infinite"),
     pytest.param(_compared("--floor", "1e9"), r"error: --floor 1e\+09: expected a number in \[0, 0.1\]",
                  id="compare-floor-huge"),
+    # a traceback (TypeError in the final-metrics table) before
+    pytest.param(_reported, r"seed0/metrics\.json: missing key 'final'; expected the results `unihead train` writes",
+                 id="report-of-records-without-final-metrics"),
 ]
 """Bad inputs that gave a traceback, or tables with a silent gap or a wrong number, before they were checked."""
 ALREADY_CHECKED = [
@@ -439,6 +452,45 @@ def _comparison(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return ["compare", str(reference), str(mine), "--out", str(tmp / "out")]
 
 
+def _as_trained(path: Path) -> None:
+    """A hand-made record with the keys `unihead train` writes and the report's tables read (its figures also read
+    a sequence run's weights, which these have not: the rows below fail at the first table)."""
+    record = json.loads(path.read_text())
+    record |= {"final": {task: {metric: row} for task, metric, row in zip(record["eval_tasks"],
+                                                                          record["primary_metric"].values(),
+                                                                          record["R"][-1], strict=True)},
+               "train_seconds": 60.0, "images_per_s": 10.0,
+               "provenance": {"git_commit": None, "packages": {}, "python": "3", "device": "cpu"}}
+    path.write_text(json.dumps(record))
+
+
+def _report(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    runs = runs_folder(tmp)
+    assert main(_forgetting(runs)) == 0
+    for path in runs.glob("*/seed*/metrics.json"):
+        _as_trained(path)
+    (tmp / "experiment.yaml").write_text("name: test\n")
+    (tmp / "report").mkdir()
+    return ["report", "--config", str(tmp / "experiment.yaml"), str(runs), "--forgetting",
+            str(tmp / "tables" / "forgetting_summary.csv"), "--out", str(tmp / "report")]
+
+
+def _ewc_sweep(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sweep = {"penalty_weights": [0.1, 1.0], "seeds": [0], "holdout": 0.25}
+    for weight in sweep["penalty_weights"]:
+        write_sweep_run(tmp / "sweep", weight, 0, [0.1, 0.2, 0.3])
+    (tmp / "experiment.yaml").write_text(json.dumps({"name": "test", "ewc_sweep": sweep}))
+    (tmp / "out").mkdir()
+    return ["ewc-sweep", str(tmp / "sweep"), "--config", str(tmp / "experiment.yaml"), "--table",
+            str(tmp / "out" / "ewc_sweep"), "--choice", str(tmp / "out" / "choice.json")]
+
+
+def _nothing_written(folder: str) -> Check:
+    def check(tmp: Path, argv: list[str]) -> None:
+        assert not [path for path in (tmp / folder).rglob("*") if path.is_file()]
+    return check
+
+
 def _empty_until_a_rerun(folder: str) -> Check:
     def check(tmp: Path, argv: list[str]) -> None:
         assert not list((tmp / folder).iterdir())
@@ -487,6 +539,18 @@ OUTPUT_FOLDERS = [
     pytest.param(_unwritable(READ_ONLY, "out", _comparison), 2,
                  r"out/comparison\.\w+: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
                  id="comparison-into-a-read-only-folder"),
+    pytest.param(_unwritable(FULL, "report", _report), 2,
+                 r"report/tables/\w+\.csv: cannot write it: No space left on device", _nothing_written("report"),
+                 id="report-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "report", _report), 2,
+                 r"report/tables/\w+\.csv: cannot write it: Read-only file system", _nothing_written("report"),
+                 id="report-into-a-read-only-folder"),
+    pytest.param(_unwritable(FULL, "out", _ewc_sweep), 2,
+                 r"out/ewc_sweep\.csv: cannot write it: No space left on device", _empty_until_a_rerun("out"),
+                 id="ewc-sweep-on-a-full-disk"),
+    pytest.param(_unwritable(READ_ONLY, "out", _ewc_sweep), 2,
+                 r"out/ewc_sweep\.csv: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
+                 id="ewc-sweep-into-a-read-only-folder"),
 ]
 
 

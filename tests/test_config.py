@@ -126,6 +126,15 @@ def test_names_and_options_are_checked_without_torch():
     assert out.strip() == "[('lwf', 'replay'), ('kd', 'replay')] False"
 
 
+@pytest.mark.parametrize("module", ["scopes", "results", "intervals", "forgetting", "reproduction", "ewc_sweep",
+                                    "metrics.per_image"])
+def test_the_modules_that_say_they_import_no_torch_do_not(module):
+    """The run record, the forgetting verdicts and the EWC sweep's choice are read where torch may be absent."""
+    code = f"import sys, unihead.{module}; print('torch' in sys.modules, 'pycocotools' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
 def test_runs_per_gpu_training_jobs_and_no_more_fit_in_one_gpus_share():
     for runs in range(1, MAX_RUNS_PER_GPU + 1):
         workflow = config_from_dict({"workflow": {"gpus_per_run": 1, "runs_per_gpu": runs}}).workflow

@@ -10,7 +10,9 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
-from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_map, detections_to_coco
+from unihead.metrics.classification import TopKAccuracy
+from unihead.metrics.detection import coco_map, detections_to_coco
+from unihead.metrics.segmentation import ConfusionMatrix
 
 
 def test_miou_of_a_known_confusion():

@@ -11,8 +11,10 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
-from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_evaluation, per_image_counts
+from unihead.metrics.classification import TopKAccuracy
+from unihead.metrics.detection import coco_evaluation
 from unihead.metrics.per_image import images_of, score
+from unihead.metrics.segmentation import ConfusionMatrix, per_image_counts
 
 
 def test_classification_by_hand():

@@ -60,7 +60,7 @@ from unihead.reproduction import (
 from unihead.reproduction import (
     NOT_REPRODUCED as NOT_THE_SAME,
 )
-from unihead.results import METRICS_FILE, RunResult, load_runs, qualified_name
+from unihead.results import METRICS_FILE, RunResult, load_runs, qualified_name, require_keys
 from unihead.schema import Bounds
 from unihead.sources.manifest import MANIFEST
 
@@ -152,11 +152,7 @@ def read_results(folder: Path) -> Results:
     if not (folder / "runs").is_dir():
         raise InputError(f"{folder}: no runs/ folder; expected an experiment's results (runs/<run>/seed<N>/"
                          f"{METRICS_FILE}, tables/, data/{MANIFEST})")
-    runs = load_runs(folder / "runs")
-    for run in runs:
-        for key in ("final", "provenance"):
-            if not getattr(run, key):
-                raise InputError(f"{run.path}: missing key {key!r}; expected the results `unihead train` writes")
+    runs = require_keys(load_runs(folder / "runs"), ("final", "provenance"))
     tables = {name: _read_table(folder / "tables" / name, keys) for name, keys in TABLE_KEYS.items()}
     return Results(folder, runs, tables, _read_manifest(folder / "data" / MANIFEST))
 

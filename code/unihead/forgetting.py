@@ -36,9 +36,8 @@ import pandas as pd
 from unihead.config import THRESHOLD_RULES, BootstrapConfig, ExperimentConfig
 from unihead.errors import InputError
 from unihead.files import atomic_write_text
-from unihead.intervals import image_draws, percentile_interval, resampled_scores, seed_draws, seed_means
-from unihead.metrics.per_image import images_of
-from unihead.results import RunResult, has_variants, load_runs, read_per_image
+from unihead.intervals import Pair, Resampler, over_seeds, percentile_interval
+from unihead.results import RunResult, has_variants, load_runs
 from unihead.runs import BASELINE_PREFIX
 
 VARIANT = "variant"
@@ -158,31 +157,6 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-RunKey = tuple[str | None, str, int]
-"""A run: (variant, name, seed)."""
-Pair = tuple[np.ndarray, np.ndarray]
-"""A drop's base and final scores on each resample of the images."""
-
-
-class Resampler:
-    """The runs' scores on the bootstrap's resamples of the validation images, each computed once when first
-    asked for; every run's per-image records are read and checked against its R when it is made."""
-
-    def __init__(self, runs: list[RunResult], verdict: Verdict) -> None:
-        self.verdict = verdict
-        self.records = {(run.variant, run.name, run.seed): read_per_image(run) for run in runs}
-        self._scores: dict[tuple[RunKey, int, str], np.ndarray] = {}
-
-    def __call__(self, run: RunKey, stage: int, task: str) -> np.ndarray:
-        """Run ``run``'s score of ``task`` after stage ``stage`` (-1: its last) on every resample."""
-        stage %= len(self.records[run])
-        if (run, stage, task) not in self._scores:
-            record = self.records[run][stage][task]
-            draws = image_draws(images_of(record, task), self.verdict.resamples, self.verdict.bootstrap_seed)
-            self._scores[(run, stage, task)] = resampled_scores(record, task, draws)
-        return self._scores[(run, stage, task)]
-
-
 def _interval(verdict: Verdict, pair: Pair | None, chance: float) -> tuple[float, float]:
     """The interval of the rule's drop from resampled (base, final) scores; undefined without a base."""
     if pair is None:
@@ -201,7 +175,7 @@ def _single_baselines(runs: list[RunResult]) -> dict[tuple[str | None, str, int]
 
 
 def _resampler(runs: list[RunResult], verdict: Verdict) -> Resampler | None:
-    return Resampler(runs, verdict) if verdict.resamples > 0 else None
+    return Resampler(runs, verdict.resamples, verdict.bootstrap_seed) if verdict.resamples > 0 else None
 
 
 def forgetting_table(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool = True,
@@ -307,8 +281,12 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
     ``pass_rate_*`` is the fraction of seeds whose own verdict is pass. A strategy without every seed, or a
     seed whose score is undefined, is an error rather than a mean over fewer seeds.
     """
-    if resampler is None:
-        resampler = _resampler(runs, verdict)
+    return _tables(runs, verdict, require_single_baseline, resampler or _resampler(runs, verdict))[1]
+
+
+def _tables(runs: list[RunResult], verdict: Verdict, require_single_baseline: bool,
+            resampler: Resampler | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-seed table (:func:`forgetting_table`) and the summary over seeds (:func:`summary_table`)."""
     pairs: dict[tuple[Any, ...], list[Pair | None]] = {}
     table = forgetting_table(runs, verdict, require_single_baseline, resampler, pairs)
     variant = [VARIANT] if has_variants(runs) else []
@@ -326,7 +304,7 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
             interval = None
             if resampler is not None:
                 seeds = pairs[(key[0] if variant else None, key[-3], key[-2], definition)]
-                interval = _interval(verdict, over_seeds(seeds, verdict), chance)
+                interval = _interval(verdict, over_seeds(seeds, verdict.resamples, verdict.bootstrap_seed), chance)
             judged.append(_judged(definition, base, final, chance, verdict, interval))
         summary = summary.join(pd.DataFrame(judged, index=summary.index))
         summary[f"pass_rate_{definition}"] = grouped[f"verdict_{definition}"].agg(
@@ -338,16 +316,7 @@ def summary_table(runs: list[RunResult], verdict: Verdict, require_single_baseli
     overall.columns = [f"{column}_{stat}" for column, stat in overall.columns]
     overall["seeds"] = per_run.groupby([*variant, "strategy"], sort=False).size()
     overall = overall.reset_index().assign(task="all", metric="")
-    return pd.concat([summary, overall], ignore_index=True)
-
-
-def over_seeds(seeds: list[Pair | None], verdict: Verdict) -> Pair | None:
-    """The mean over resampled seeds of each seed's resampled (base, final) scores; None if a seed has none."""
-    if any(pair is None for pair in seeds):
-        return None
-    draws = seed_draws(len(seeds), verdict.resamples, verdict.bootstrap_seed)
-    base, final = (np.stack([pair[k] for pair in seeds]) for k in (0, 1))
-    return seed_means(base, draws), seed_means(final, draws)
+    return table, pd.concat([summary, overall], ignore_index=True)
 
 
 def read_summary(path: Path) -> tuple[pd.DataFrame, Verdict]:
@@ -370,9 +339,8 @@ def write_tables(sources: Path | Iterable[Path], out_dir: Path, verdict: Verdict
     """Write the per-seed and summary tables as CSV (atomically) and return their paths; with ``experiment``,
     every run it lists must be among the sources (see :func:`load_runs`)."""
     runs = load_runs(sources, experiment)
-    resampler = _resampler(runs, verdict)
-    tables = {PER_SEED_CSV: forgetting_table(runs, verdict, require_single_baseline, resampler),
-              SUMMARY_CSV: summary_table(runs, verdict, require_single_baseline, resampler)}
+    per_seed, summary = _tables(runs, verdict, require_single_baseline, _resampler(runs, verdict))
+    tables = {PER_SEED_CSV: per_seed, SUMMARY_CSV: summary}
     paths = []
     for name, table in tables.items():
         path = Path(out_dir) / name

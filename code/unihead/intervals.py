@@ -16,7 +16,8 @@ from functools import cache
 
 import numpy as np
 
-from unihead.metrics.per_image import PerImage, score
+from unihead.metrics.per_image import PerImage, images_of, score
+from unihead.results import RunResult, read_per_image
 
 
 @cache
@@ -55,3 +56,38 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(defined, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+RunKey = tuple[str | None, str, int]
+"""A run: (variant, name, seed)."""
+Pair = tuple[np.ndarray, np.ndarray]
+"""A drop's base and final scores on each resample of the images."""
+
+
+class Resampler:
+    """The runs' scores on ``resamples`` resamples of the validation images (drawn from ``seed``), each computed
+    once when first asked for; every run's per-image records are read and checked against its R when it is made."""
+
+    def __init__(self, runs: list[RunResult], resamples: int, seed: int) -> None:
+        self.resamples, self.seed = resamples, seed
+        self.records = {(run.variant, run.name, run.seed): read_per_image(run) for run in runs}
+        self._scores: dict[tuple[RunKey, int, str], np.ndarray] = {}
+
+    def __call__(self, run: RunKey, stage: int, task: str) -> np.ndarray:
+        """Run ``run``'s score of ``task`` after stage ``stage`` (-1: its last) on every resample."""
+        stage %= len(self.records[run])
+        if (run, stage, task) not in self._scores:
+            record = self.records[run][stage][task]
+            draws = image_draws(images_of(record, task), self.resamples, self.seed)
+            self._scores[(run, stage, task)] = resampled_scores(record, task, draws)
+        return self._scores[(run, stage, task)]
+
+
+def over_seeds(seeds: list[Pair | None], resamples: int, seed: int) -> Pair | None:
+    """The mean over resampled seeds (``resamples`` draws from ``seed``) of each seed's resampled (base, final)
+    scores; None if a seed has none."""
+    if any(pair is None for pair in seeds):
+        return None
+    draws = seed_draws(len(seeds), resamples, seed)
+    base, final = (np.stack([pair[k] for pair in seeds]) for k in (0, 1))
+    return seed_means(base, draws), seed_means(final, draws)

@@ -27,13 +27,11 @@ from unihead.forgetting import (
     FAIL,
     PASS,
     RULE_DROP,
-    Pair,
-    Resampler,
     Verdict,
     forgetting_table,
-    over_seeds,
     rule_drops,
 )
+from unihead.intervals import Pair, Resampler, over_seeds
 from unihead.results import RunResult, qualified_name
 
 FAMILY_ALPHA = 0.05
@@ -58,7 +56,7 @@ class Estimate:
 def estimates(runs: list[RunResult], verdict: Verdict) -> dict[tuple[str, str, str], Estimate]:
     """Every quantity of one side, by (run, task, quantity): each strategy's mean final score and the rule's
     drop from each baseline, and each single-task baseline's mean final score."""
-    resampler = Resampler(runs, verdict)
+    resampler = Resampler(runs, verdict.resamples, verdict.bootstrap_seed)
     pairs: dict[tuple[Any, ...], list[Pair | None]] = {}
     table = forgetting_table(runs, verdict, require_single_baseline=False, resampler=resampler, pairs=pairs)
     found: dict[tuple[str, str, str], Estimate] = {}
@@ -67,7 +65,7 @@ def estimates(runs: list[RunResult], verdict: Verdict) -> dict[tuple[str, str, s
         rows = table[(table["strategy"] == strategy) & (table["task"] == task)]
         if variant:
             rows = rows[rows["variant"] == variant_name]
-        pair = over_seeds(seeds, verdict)
+        pair = over_seeds(seeds, verdict.resamples, verdict.bootstrap_seed)
         if pair is None:
             continue
         base, final = pair

@@ -302,6 +302,16 @@ def read_runs(sources: Path | Iterable[Path]) -> list[RunResult]:
     return [read_run(path) for path in paths]
 
 
+def require_keys(runs: list[RunResult], keys: Iterable[str]) -> list[RunResult]:
+    """``runs``, each of which has every one of ``keys`` (optional in a record, which hand-made ones may lack, but
+    needed by the reader: a report, a comparison); a missing one is an error naming the file and the key."""
+    for run in runs:
+        for key in keys:
+            if not getattr(run, key):
+                raise InputError(f"{run.path}: missing key {key!r}; expected the results `unihead train` writes")
+    return runs
+
+
 def load_runs(sources: Path | Iterable[Path], experiment: ExperimentConfig | None = None) -> list[RunResult]:
     """Run records from ``metrics.json`` files, or from every ``<run>/seed<N>/metrics.json`` under a folder
     (where a ``<run>/seed<N>`` folder without one is an unfinished run: an error), each checked. With

@@ -13,8 +13,10 @@ from unihead.config import EvalConfig
 from unihead.data.collate import to_device
 from unihead.data.decoded import DecodedDataset
 from unihead.detection_codecs import detection_codec
-from unihead.metrics import ConfusionMatrix, TopKAccuracy, coco_evaluation, detections_to_coco, per_image_counts
+from unihead.metrics.classification import TopKAccuracy
+from unihead.metrics.detection import coco_evaluation, detections_to_coco
 from unihead.metrics.per_image import PerImage
+from unihead.metrics.segmentation import ConfusionMatrix, per_image_counts
 from unihead.tasks import CLS, DET, SEG
 
 

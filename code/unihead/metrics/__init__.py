@@ -1,5 +1,3 @@
-from unihead.metrics.classification import TopKAccuracy
-from unihead.metrics.detection import coco_evaluation, coco_map, detections_to_coco
-from unihead.metrics.segmentation import ConfusionMatrix, per_image_counts
-
-__all__ = ["ConfusionMatrix", "TopKAccuracy", "coco_evaluation", "coco_map", "detections_to_coco", "per_image_counts"]
+"""The metrics, one module per task (``classification``, ``segmentation``, ``detection``) and the per-image records
+that recompute them on resamples (``per_image``). Imported by module, so that ``per_image`` (no torch) can be used
+without the others (torch, pycocotools): the forgetting tables and the workflow's host side read it."""

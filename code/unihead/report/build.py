@@ -16,7 +16,7 @@ from unihead.models.backbone import PACKAGED_WEIGHTS
 from unihead.report import figures
 from unihead.report.qualitative import qualitative_figure
 from unihead.report.tables import final_metrics, run_groups, write_tables
-from unihead.results import HISTORY_FILE, WEIGHTS_FILE, RunResult, has_variants, load_runs
+from unihead.results import HISTORY_FILE, WEIGHTS_FILE, RunResult, has_variants, load_runs, require_keys
 
 DATA_DESCRIPTIONS = {
     "synthetic": "SYNTHETIC data (coloured shapes, not the paper's datasets; {root})",
@@ -25,6 +25,10 @@ DATA_DESCRIPTIONS = {
                 "and Imagenette archives ({root})",
 }
 """How a caption names each ``data.source``."""
+
+
+REPORTED_KEYS = ("final", "train_seconds", "images_per_s", "provenance")
+"""The keys of a run's record that the report reads beyond those every record has."""
 
 
 def _flat(overrides: dict[str, Any], prefix: str = "") -> list[str]:
@@ -87,7 +91,7 @@ def build_report(config: ExperimentConfig, metrics: list[Path], forgetting: Path
     """Write ``out_dir/tables`` and ``out_dir/figures`` from the runs, the forgetting summary that
     ``unihead forgetting`` wrote from them and the JSON of ``unihead benchmark`` (one file per variant); return
     every file written."""
-    runs = load_runs(metrics)
+    runs = require_keys(load_runs(metrics), REPORTED_KEYS)
     summary, verdict = read_summary(forgetting)
     configs = variant_configs(config, runs)
     seeds = len({run.seed for run in runs})
