@@ -431,6 +431,15 @@ def _unwritable(reason: int, folder: str, then: Arrange) -> Arrange:
     return arrange
 
 
+def _unwritable_both_ways(folder: str, then: Arrange, written: str, check: Check, name: str) -> list[Any]:
+    """Two rows: ``then`` with ``tmp/<folder>`` on a full disk, and read-only; each an error naming the file that
+    matches ``written``."""
+    return [pytest.param(_unwritable(FULL, folder, then), 2, rf"{written}: cannot write it: No space left on device",
+                         check, id=f"{name}-on-a-full-disk"),
+            pytest.param(_unwritable(READ_ONLY, folder, then), 2, rf"{written}: cannot write it: Read-only file system",
+                         check, id=f"{name}-into-a-read-only-folder")]
+
+
 def _train_into_a_new_folder(tmp: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return _train_argv(tmp, data_root)
 
@@ -527,30 +536,11 @@ OUTPUT_FOLDERS = [
                  _a_rerun_finishes, id="train-into-a-read-only-folder", marks=SLOW),
     pytest.param(_unwritable(READ_ONLY, ".", _train_into_a_new_folder), 2, r"error: \S+/run: Read-only file system$",
                  _a_rerun_finishes, id="train-into-a-new-folder-of-a-read-only-one", marks=SLOW),
-    pytest.param(_unwritable(FULL, "tables", _forgetting_tables), 2,
-                 r"tables/forgetting_\w+\.csv: cannot write it: No space left on device",
-                 _empty_until_a_rerun("tables"), id="forgetting-tables-on-a-full-disk"),
-    pytest.param(_unwritable(READ_ONLY, "tables", _forgetting_tables), 2,
-                 r"tables/forgetting_\w+\.csv: cannot write it: Read-only file system",
-                 _empty_until_a_rerun("tables"), id="forgetting-tables-into-a-read-only-folder"),
-    pytest.param(_unwritable(FULL, "out", _comparison), 2,
-                 r"out/comparison\.\w+: cannot write it: No space left on device", _empty_until_a_rerun("out"),
-                 id="comparison-on-a-full-disk"),
-    pytest.param(_unwritable(READ_ONLY, "out", _comparison), 2,
-                 r"out/comparison\.\w+: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
-                 id="comparison-into-a-read-only-folder"),
-    pytest.param(_unwritable(FULL, "report", _report), 2,
-                 r"report/tables/\w+\.csv: cannot write it: No space left on device", _nothing_written("report"),
-                 id="report-on-a-full-disk"),
-    pytest.param(_unwritable(READ_ONLY, "report", _report), 2,
-                 r"report/tables/\w+\.csv: cannot write it: Read-only file system", _nothing_written("report"),
-                 id="report-into-a-read-only-folder"),
-    pytest.param(_unwritable(FULL, "out", _ewc_sweep), 2,
-                 r"out/ewc_sweep\.csv: cannot write it: No space left on device", _empty_until_a_rerun("out"),
-                 id="ewc-sweep-on-a-full-disk"),
-    pytest.param(_unwritable(READ_ONLY, "out", _ewc_sweep), 2,
-                 r"out/ewc_sweep\.csv: cannot write it: Read-only file system", _empty_until_a_rerun("out"),
-                 id="ewc-sweep-into-a-read-only-folder"),
+    *_unwritable_both_ways("tables", _forgetting_tables, r"tables/forgetting_\w+\.csv", _empty_until_a_rerun("tables"),
+                           "forgetting-tables"),
+    *_unwritable_both_ways("out", _comparison, r"out/comparison\.\w+", _empty_until_a_rerun("out"), "comparison"),
+    *_unwritable_both_ways("report", _report, r"report/tables/\w+\.csv", _nothing_written("report"), "report"),
+    *_unwritable_both_ways("out", _ewc_sweep, r"out/ewc_sweep\.csv", _empty_until_a_rerun("out"), "ewc-sweep"),
 ]
 
 
