@@ -7,6 +7,7 @@ See README.md for the cluster profile and for running one job alone.
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 

@@ -220,8 +220,8 @@ def test_the_ablation_demo_runs_every_run_of_every_variant_with_its_own_config()
 def test_a_config_without_variants_keeps_the_runs_directly_under_runs():
     proc = snakemake("-n", "--configfile", "workflow/config/test.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(planned_train_jobs(proc.stdout)) == sorted(f"results/test/runs/{run}/seed0/metrics.json"
-                                                             for run in RUNS)
+    planned = [path for path in planned_train_jobs(proc.stdout) if "/ewc_sweep/" not in path]  # test.yaml's sweep
+    assert sorted(planned) == sorted(f"results/test/runs/{run}/seed0/metrics.json" for run in RUNS)
     assert "results/test/compute/benchmark.json" in proc.stdout
 
 
@@ -381,18 +381,23 @@ def training(runs: list[str], seeds: list[int]) -> list[str]:
 
 TABLES = ["forgetting", "job_config[job=forgetting]", "report"]
 """The forgetting tables, their config, and the report after them."""
+SWEEP = ["ewc_sweep", "ewc_sweep_report", *[f"{rule}[weight={weight},seed=0]" for weight in ("0.1", "10")
+                                            for rule in ("sweep_run_config", "sweep_train")]]
+"""test.yaml's EWC sweep: its two runs, its table and choice, the table's copy into the report."""
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
     pytest.param([], [], id="nothing"),
     pytest.param(["threshold=0.1"], TABLES, id="threshold"),
     pytest.param(["threshold_rule=absolute"], TABLES, id="threshold-rule"),
-    pytest.param(['workflow={"report_dir": "results/test/report-2"}'], ["report"], id="report-dir"),
+    pytest.param(['workflow={"report_dir": "results/test/report-2"}'], ["ewc_sweep_report", "report"],
+                 id="report-dir"),
     pytest.param(['workflow={"seeds": [0, 1]}'], sorted(TABLES + training(RUNS, [1])), id="new-seed"),
     pytest.param(['strategies={"ewc": {"fisher_samples": 4}}'],
-                 sorted(["forgetting", "report"] + training(["ewc"], [0])), id="one-strategys-options"),
+                 sorted(["forgetting", "report"] + training(["ewc"], [0]) + SWEEP), id="one-strategys-options"),
     pytest.param(['train={"epochs": 3}'], sorted(["forgetting", "job_config[job=report]", "report"] +
-                                                 training(RUNS, [0])), id="epochs"),
+                                                 ["job_config[job=ewc_sweep]"] + SWEEP + training(RUNS, [0])),
+                 id="epochs"),
 ])
 def test_an_edit_plans_only_the_jobs_that_read_it(tiny_workflow, edit, expected):
     """After a complete run, a dry run with one config edit plans exactly the jobs whose inputs it changes:

@@ -54,8 +54,10 @@ SWEEP_RUN_DIR = f"{SWEEP_DIR}/lambda{{weight}}/seed{{seed}}"
 SWEEP_METRICS = expand(f"{SWEEP_RUN_DIR}/metrics.json", weight=[f"{w:g}" for w in SWEEP.penalty_weights],
                        seed=SWEEP.seeds)
 EWC_CHOICE = f"{SWEEP_DIR}/{CHOICE_FILE}" if SWEEP.penalty_weights else None
-SWEEP_TABLE = f"{REPORT_DIR}/tables/ewc_sweep"
-SWEEP_FILES = [f"{SWEEP_TABLE}.{ext}" for ext in ("csv", "md", "tex")] if SWEEP.penalty_weights else []
+# the table is written beside the choice, then copied into the report: moving the report (workflow.report_dir)
+# must not make a new choice, which every EWC run reads
+SWEEP_TABLES = [f"{SWEEP_DIR}/ewc_sweep.{ext}" for ext in ("csv", "md", "tex")] if SWEEP.penalty_weights else []
+SWEEP_FILES = [f"{REPORT_DIR}/tables/{Path(path).name}" for path in SWEEP_TABLES]
 # The comparison with the committed reference (workflow/rules/compare.smk), when that folder exists.
 REFERENCE = EXPERIMENT.workflow.reference.format(name=EXP) if EXPERIMENT.workflow.reference else None
 COMPARISON = (
@@ -83,6 +85,13 @@ def write_yaml(path, values, log):
 
     Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
     Path(log).write_text(f"wrote {path}\n")
+
+
+def copy_files(sources, targets, log):
+    """Each of ``sources`` copied to the target in its place, and a line saying so in the rule's log."""
+    for source, target in zip(sources, targets, strict=True):
+        shutil.copyfile(source, target)
+    Path(log).write_text(f"copied {list(sources)} to {list(targets)}\n")
 
 
 def figure(name):

@@ -38,7 +38,7 @@ if SWEEP.penalty_weights:
             config=JOB_CONFIG.format(job="ewc_sweep"),
             metrics=SWEEP_METRICS,
         output:
-            table=SWEEP_FILES,
+            table=SWEEP_TABLES,
             choice=EWC_CHOICE,
         params:
             table=lambda wildcards, output: Path(output.table[0]).with_suffix(""),
@@ -47,3 +47,17 @@ if SWEEP.penalty_weights:
         shell:
             "python -m unihead ewc-sweep {input.metrics:q} --config {input.config:q} --table {params.table:q}"
             " --choice {output.choice:q} > {log:q} 2>&1"
+
+    rule ewc_sweep_report:
+        """The sweep's table among the report's tables (the paper and the README read it there)."""
+        input:
+            SWEEP_TABLES,
+        output:
+            SWEEP_FILES,
+        log:
+            f"{RESULTS}/logs/ewc_sweep_report.log",
+        run:
+            copy_files(input, output, log[0])
+
+    localrules:
+        ewc_sweep_report,
