@@ -81,14 +81,13 @@ class Run:
         train = config.train
         decoded = partial(DecodedDataset, data_root=self.data_root, size=size, device=self.device,
                           num_workers=train.num_workers)
-        if train.holdout:  # scored on held-out training images (EWC's sweep), never on the val split
-            self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train,
-                                          holdout=Holdout(train.holdout, held_out=False)) for t in spec.tasks}
-            val_sets = {t: decoded(t, split="train", train=False, limit=train.limit_train,
-                                   holdout=Holdout(train.holdout, held_out=True)) for t in spec.tasks}
-        else:
-            self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train) for t in spec.tasks}
-            val_sets = {t: decoded(t, split="val", train=False, limit=train.limit_val) for t in spec.tasks}
+        # with train.holdout (EWC's sweep) scored on held-out training images, never on the val split
+        kept, held = (Holdout(train.holdout, held_out=False), Holdout(train.holdout, held_out=True)) \
+            if train.holdout else (None, None)
+        val_split, val_limit = ("train", train.limit_train) if held else ("val", train.limit_val)
+        self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train, holdout=kept)
+                           for t in spec.tasks}
+        val_sets = {t: decoded(t, split=val_split, train=False, limit=val_limit, holdout=held) for t in spec.tasks}
         self.val_loaders = {t: DataLoader(d, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate)
                             for t, d in val_sets.items()}
         self.num_classes = {t: d.reader.num_classes for t, d in val_sets.items()}
