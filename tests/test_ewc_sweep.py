@@ -99,16 +99,29 @@ def test_runs_that_do_not_match_the_sweep_are_refused_by_name(sweep_runs, change
         sweep_scores(read_runs(sweep_runs), experiment())
 
 
+CHOICE = '{"penalty_weight": 10.0, "criterion": "avg_final", "score": 0.5, "seeds": [0, 1], "holdout": 0.2}'
+"""A choice file as `unihead ewc-sweep` writes it (weight 10)."""
+
+
+def test_a_choice_as_the_sweep_writes_it_is_read(tmp_path):
+    path = tmp_path / "choice.json"
+    path.write_text(CHOICE)
+    assert read_choice(path) == 10.0
+
+
 @pytest.mark.parametrize(("text", "message"), [
-    ("{", "expected the EWC sweep's choice"),
-    ('{"weight": 1}', "expected the EWC sweep's choice"),
-    ('{"penalty_weight": -1}', "expected a finite number >= 0"),
-    ('{"penalty_weight": true}', "expected a finite number >= 0"),
+    ("{", "not valid YAML.*expected the EWC sweep's choice"),
+    ("[1]", "expected a mapping"),
+    ('{"weight": 1}', "unknown config key 'weight'"),
+    ('{"criterion": "avg_final", "score": 0.5, "seeds": [0], "holdout": 0.2}', "missing config key 'penalty_weight'"),
+    (CHOICE.replace("10.0", "-1"), "'penalty_weight': expected at least 0, got -1"),
+    (CHOICE.replace("10.0", "true"), "'penalty_weight': expected float, got True"),
+    (CHOICE.replace("10.0", ".nan"), "'penalty_weight': expected a finite number"),
 ])
 def test_a_malformed_choice_is_an_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "choice.json"
     path.write_text(text)
-    with pytest.raises(InputError, match=f"{path}.*{message}"):
+    with pytest.raises(InputError, match=f"(?s){path}.*{message}"):  # YAML's message spans lines
         read_choice(path)
 
 

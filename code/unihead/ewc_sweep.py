@@ -12,6 +12,7 @@ win on it alone. The table is :mod:`unihead.report.ewc_sweep`'s; the workflow re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ from unihead.errors import InputError
 from unihead.files import atomic_write_text
 from unihead.forgetting import sequence_summaries
 from unihead.results import RunResult
+from unihead.scopes import SweepChoice
 
 SWEEP_NAME = "ewc_sweep"
 """The name of the sweep's folder under ``results/<name>/`` and of its table."""
@@ -92,8 +94,8 @@ def write_choice(summary: pd.DataFrame, config: ExperimentConfig, path: Path) ->
     """Write the chosen weight of :func:`sweep_summary`, with what it rests on, as ``path`` (:data:`CHOICE_FILE`,
     read by the workflow's EWC run configs); returns it."""
     chosen = summary[summary["chosen"]].iloc[0]
-    choice = {"penalty_weight": float(chosen["penalty_weight"]), "criterion": CRITERION,
-              "score": float(chosen[f"{CRITERION}_mean"]), "seeds": config.ewc_sweep.seeds,
-              "holdout": config.ewc_sweep.holdout}
-    atomic_write_text(path, json.dumps(choice, indent=2) + "\n")
-    return choice["penalty_weight"]
+    choice = SweepChoice(penalty_weight=float(chosen["penalty_weight"]), criterion=CRITERION,
+                         score=float(chosen[f"{CRITERION}_mean"]), seeds=config.ewc_sweep.seeds,
+                         holdout=config.ewc_sweep.holdout)
+    atomic_write_text(path, json.dumps(dataclasses.asdict(choice), indent=2) + "\n")
+    return choice.penalty_weight

@@ -12,15 +12,14 @@ no torch, so the Snakefile can use it.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unihead.config import ExperimentConfig, RunConfig, apply_variant, config_to_dict
 from unihead.errors import InputError
 from unihead.runs import strategy_components
-from unihead.schema import build_section
+from unihead.schema import ConfigError, bounded, build_section, load_section
 from unihead.strategy_options import STRATEGY_OPTIONS
 
 
@@ -30,19 +29,29 @@ def data_scope(config: ExperimentConfig) -> dict[str, Any]:
 
 
 CHOICE_FILE = "choice.json"
-"""The EWC sweep's chosen penalty weight (:mod:`unihead.ewc_sweep`), which every EWC run of the workflow reads."""
+"""The EWC sweep's chosen penalty weight (:class:`SweepChoice`), which every EWC run of the workflow reads."""
+
+
+@dataclass(frozen=True)
+class SweepChoice:
+    """What :data:`CHOICE_FILE` holds (:func:`unihead.ewc_sweep.write_choice`): the chosen weight and what it
+    rests on."""
+
+    penalty_weight: float = field(metadata=bounded(0))
+    criterion: str
+    """The sweep's score (:data:`unihead.ewc_sweep.CRITERION`)."""
+    score: float
+    """The chosen weight's criterion, averaged over the sweep's seeds."""
+    seeds: list[int]
+    holdout: float = field(metadata=bounded(0, 0.5, low_open=True))
 
 
 def read_choice(path: Path) -> float:
     """The chosen weight of a :data:`CHOICE_FILE`; an unreadable or malformed file is an error naming it."""
     try:
-        weight = json.loads(path.read_text())["penalty_weight"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: expected the EWC sweep's choice, {{\"penalty_weight\": <number>, ...}} "
-                         f"({err})") from err
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-        raise InputError(f"{path}: 'penalty_weight' is {weight!r}; expected a finite number >= 0")
-    return float(weight)
+        return load_section(path, SweepChoice, "EWC sweep choice").penalty_weight
+    except ConfigError as err:
+        raise InputError(f"{err}; expected the EWC sweep's choice as `unihead ewc-sweep` writes it") from err
 
 
 def run_config(config: ExperimentConfig, run: str, seed: int, variant: str | None = None,
