@@ -87,6 +87,15 @@ def write_yaml(path, values, log):
     Path(log).write_text(f"wrote {path}\n")
 
 
+def run_values(wildcards, choice):
+    """What one run reads, the EWC sweep's choice (``choice``, a list of at most one file) replacing the config's
+    penalty weight, so that a new choice reruns the run. It is computed here, not written into params.values:
+    Snakemake records params after the job, and a record holding the choice would differ from the next
+    evaluation and rerun the job on every invocation."""
+    weight = read_choice(Path(choice[0])) if choice else None
+    return run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed), wildcards.get("variant"), weight)
+
+
 def copy_files(sources, targets, log):
     """Each of ``sources`` copied to the target in its place, and a line saying so in the rule's log."""
     for source, target in zip(sources, targets, strict=True):

@@ -39,12 +39,7 @@ rule run_config:
     log:
         f"{RESULTS}/logs/config/{RUN_ID}-seed{{seed}}.log",
     run:
-        # The sweep's choice replaces the config's penalty weight (a new choice reruns the run). params.values is
-        # left as it was: Snakemake records it after the job, and a record holding the choice would differ from
-        # the next evaluation and rerun the job on every invocation.
-        weight = read_choice(Path(input.choice[0])) if input.choice else None
-        values = run_scope(EXPERIMENT, wildcards.run, int(wildcards.seed), wildcards.get("variant"), weight)
-        write_yaml(output[0], values, log[0])
+        write_yaml(output[0], run_values(wildcards, input.choice), log[0])
 
 
 rule sweep_run_config:
