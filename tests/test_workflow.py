@@ -350,6 +350,9 @@ def test_the_tiny_workflow_end_to_end_in_the_container(tiny_workflow):
         with gzip.open(results / "ewc_sweep" / f"lambda{weight:g}" / "seed0" / "per_image.json.gz") as f:
             scored = json.load(f)[-1]["cls"]["correct"]
         assert len(scored) == 4  # a quarter of the 16 training images
+        epochs = [line for line in (results / "logs" / "ewc_sweep" / f"lambda{weight:g}-seed0.log").read_text()
+                  .splitlines() if " epoch " in line]
+        assert epochs and all(" held-out " in line and " val " not in line for line in epochs)
 
     again = snakemake("-n", "--configfile", "workflow/config/test.yaml", "--use-singularity", cwd=work,
                       env=with_stand_in_apptainer(calls))

@@ -85,6 +85,8 @@ class Run:
         kept, held = (Holdout(train.holdout, held_out=False), Holdout(train.holdout, held_out=True)) \
             if train.holdout else (None, None)
         val_split, val_limit = ("train", train.limit_train) if held else ("val", train.limit_val)
+        self.scored_on = "held-out" if held else "val"
+        """What the log calls the images each epoch is scored on."""
         self.train_sets = {t: decoded(t, split="train", train=True, limit=train.limit_train, holdout=kept)
                            for t in spec.tasks}
         val_sets = {t: decoded(t, split=val_split, train=False, limit=val_limit, holdout=held) for t in spec.tasks}
@@ -201,7 +203,7 @@ def _train_and_write(run: Run) -> RunResult:
                             run.config.eval)
         metric = PRIMARY_METRIC[task]
         losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in EPOCH_COUNTS)
-        run.log(f"{where}  {losses}  val {metric} {val.metrics[metric]:.4f}  lr {lr:.2e}  "
+        run.log(f"{where}  {losses}  {run.scored_on} {metric} {val.metrics[metric]:.4f}  lr {lr:.2e}  "
                 f"{row['images_per_s']:.1f} img/s  {row['seconds']:.1f} s")
         progress.history.append({"stage": index, "task": task, "epoch": epoch, "lr": lr, **row,
                                  f"val_{metric}": val.metrics[metric]})
