@@ -78,6 +78,12 @@ def compare(reference: Path, mine: Path, capsys, *options: str) -> tuple[int, st
     return code, capsys.readouterr().out, table
 
 
+def test_a_side_of_one_seed_is_a_warning_that_its_noise_lacks_the_seeds(pair, capsys):
+    _, out, _ = compare(*pair, capsys)
+    assert "WARNING  seeds: a run of one seed in the reference and in mine: the statistical test's noise holds " \
+           "the validation images' only" in out
+
+
 def test_identical_folders_are_reproduced_and_bit_identical(pair, capsys):
     code, out, table = compare(*pair, capsys)
     assert code == 0

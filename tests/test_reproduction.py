@@ -4,14 +4,17 @@ a strategy switched off is not, and Holm's correction worked out by hand."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from test_compare import compare, write_run
 from unihead.forgetting import Verdict, write_tables
+from unihead.intervals import seed_draws, seed_means
 from unihead.metrics.per_image import score
-from unihead.reproduction import holm
+from unihead.reproduction import Estimate, holm
 
 IMAGES = 60
 
@@ -53,6 +56,7 @@ def test_a_rerun_with_other_seeds_is_reproduced_within_noise(tmp_path, capsys):
     assert "note     runs: the same runs with other seeds (0, 1, 2 in the reference, 3, 4, 5 in mine): compared " \
            "over seeds only" in out
     assert "REPRODUCED within noise: no quantity of 7 differs beyond noise" in out
+    assert "WARNING  seeds" not in out  # three seeds a side: the seeds' noise is in the test
     assert set(table["seed"]) == {"all"}  # one seed's numbers have no counterpart
 
 
@@ -67,6 +71,23 @@ def test_a_strategy_that_forgets_more_is_not_reproduced_naming_it(tmp_path, caps
     # the baselines and classification, which nothing changed, are within noise
     assert [line for line in out.splitlines() if line.startswith("  differs:")] == [
         line for line in out.splitlines() if line.startswith("  differs: ewc seg ")]
+
+
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_the_standard_error_of_a_mean_over_seeds_is_the_unbiased_one(seeds):
+    # seed k scores k on every resample of its images (no image noise): the mean of n seeds has the
+    # unbiased standard error s / sqrt(n), s the seeds' sample standard deviation; drawing the seeds with
+    # replacement alone gives sqrt((n - 1) / n) of it
+    per_seed = np.repeat(np.arange(seeds, dtype=float)[:, None], 20_000, axis=1)
+    means = seed_means(per_seed, seed_draws(seeds, 20_000, 0))
+    unbiased = np.arange(seeds).std(ddof=1) / math.sqrt(seeds)
+    assert means.std(ddof=1) == pytest.approx(unbiased * math.sqrt((seeds - 1) / seeds), rel=0.02)
+    assert Estimate(float(means.mean()), means, seeds).standard_error == pytest.approx(unbiased, rel=0.02)
+
+
+def test_one_seed_has_the_images_noise_only():
+    resampled = np.array([0.4, 0.5, 0.6])
+    assert Estimate(0.5, resampled, 1).standard_error == pytest.approx(0.1)
 
 
 def test_holm_by_hand():

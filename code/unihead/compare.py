@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,18 @@ def _other_seeds(reference: Results, mine: Results) -> bool:
     return names[0] == names[1] and seeds[0] != seeds[1] and len(seeds[0]) == len(seeds[1]) and complete
 
 
+def _seed_noise_findings(reference: Results, mine: Results) -> list[Finding]:
+    """A warning when a side has a run of one seed: its standard errors then hold the validation images' noise
+    only, and a rerun with another seed, or on other CPU kernels (which change a from-scratch run as a seed
+    does), may differ beyond that by the seed alone."""
+    single = [where for results, where in ((reference, "the reference"), (mine, "mine"))
+              if min(Counter(run.qualified_name for run in results.runs).values(), default=0) == 1]
+    text = (f"a run of one seed in {' and in '.join(single)}: the statistical test's noise holds the validation "
+            "images' only, not the seeds', so another seed or other CPU kernels may be called not reproduced for "
+            "that alone; run at least 2 seeds (workflow.seeds)")
+    return [Finding(WARNING, "seeds", text)] if single else []
+
+
 def _run_finding(reference: Results, mine: Results, other_seeds: bool) -> Finding:
     ref, own = ({(run.qualified_name, run.seed) for run in results.runs} for results in (reference, mine))
     if other_seeds:
@@ -474,7 +487,8 @@ def compare_results(reference: Path, mine: Path, floor: float = COMPARE_FLOOR) -
                          "scale (a larger floor would take a changed result as reproduced)")
     ref, own = read_results(Path(reference)), read_results(Path(mine))
     other_seeds = _other_seeds(ref, own)
-    findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own, other_seeds)]
+    findings = [_data_finding(ref, own), *_provenance_findings(ref, own), _run_finding(ref, own, other_seeds),
+                *_seed_noise_findings(ref, own)]
     summaries = [results.tables[SUMMARY_CSV] for results in (ref, own)]
     verdict = Verdict.from_table(summaries[0], Path(reference) / "tables" / SUMMARY_CSV)
     tests = tested_quantities(estimates(ref.runs, verdict), estimates(own.runs, verdict))

@@ -4,7 +4,9 @@ It is judged at the level a reader of the paper reads: per strategy (and variant
 averaged over seeds and the drops the verdicts read (from the single-task baseline and from the task's own
 stage), and per task the single-task baseline's mean final score. Each quantity's standard error on each side
 comes from the same hierarchical bootstrap as the forgetting intervals (:mod:`unihead.intervals`: seeds, then
-validation images), so it holds both the seeds' and the images' noise. The two sides are independent runs, so
+validation images), so it holds both the seeds' and the images' noise, scaled by sqrt(n / (n - 1)) for n seeds
+(:attr:`Estimate.standard_error`: drawing few seeds with replacement understates their spread); a run of one
+seed has no seeds' noise to estimate, which ``compare`` warns of. The two sides are independent runs, so
 the difference's standard error is the root of the sum of both variances (the sqrt(2) of two replicates), and
 each difference gets a two-sided z-test. The family of tests is held to a false-alarm rate of
 :data:`FAMILY_ALPHA` with Holm's step-down correction: a rerun of the same experiment is called "not
@@ -42,15 +44,24 @@ BIT_IDENTICAL, WITHIN_NOISE, NOT_REPRODUCED = "bit-identical", "reproduced withi
 
 @dataclass(frozen=True)
 class Estimate:
-    """One quantity of one side: its point value and its values on the bootstrap's resamples."""
+    """One quantity of one side: its point value, its values on the bootstrap's resamples, and the number of
+    seeds it is a mean over."""
 
     value: float
     resampled: np.ndarray
+    seeds: int
 
     @property
     def standard_error(self) -> float:
+        """The resamples' standard deviation, scaled by sqrt(n / (n - 1)) for n seeds. Drawing n seeds with
+        replacement gives a mean whose variance is (n - 1) / n of the unbiased s^2 / n: half of it for two
+        seeds, where the seeds' noise is most of the noise. The scale corrects the seeds' part exactly and
+        widens the images' part a little (conservative). One seed has no seeds' noise to scale: its error
+        holds the images' noise only."""
         defined = self.resampled[np.isfinite(self.resampled)]
-        return float(defined.std(ddof=1)) if len(defined) > 1 else math.nan
+        if len(defined) < 2:
+            return math.nan
+        return float(defined.std(ddof=1)) * (math.sqrt(self.seeds / (self.seeds - 1)) if self.seeds > 1 else 1.0)
 
 
 def estimates(runs: list[RunResult], verdict: Verdict) -> dict[tuple[str, str, str], Estimate]:
@@ -74,10 +85,11 @@ def estimates(runs: list[RunResult], verdict: Verdict) -> dict[tuple[str, str, s
         base_mean, final_mean = float(rows[f"base_{definition}"].mean()), float(rows["final"].mean())
         drop = f"{RULE_DROP[verdict.rule]}_{definition}"
         point = float(rule_drops(verdict.rule, np.array([base_mean]), np.array([final_mean]), chance)[0])
-        found[(name, task, drop)] = Estimate(point, rule_drops(verdict.rule, base, final, chance))
-        found[(name, task, "final")] = Estimate(final_mean, final)
+        n = len(seeds)
+        found[(name, task, drop)] = Estimate(point, rule_drops(verdict.rule, base, final, chance), n)
+        found[(name, task, "final")] = Estimate(final_mean, final, n)
         if definition == "single":
-            found[(qualified_name(variant_name, f"baseline-{task}"), task, "final")] = Estimate(base_mean, base)
+            found[(qualified_name(variant_name, f"baseline-{task}"), task, "final")] = Estimate(base_mean, base, n)
     return found
 
 
