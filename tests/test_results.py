@@ -12,7 +12,7 @@ REFERENCE_RUNS = Path(__file__).resolve().parents[1] / "results" / "demo-referen
 
 def test_the_reference_records_load_and_write_back_unchanged():
     runs = load_runs(REFERENCE_RUNS)
-    assert len(runs) == 9
+    assert len(runs) == 18  # 6 strategies and 3 baselines, 2 seeds
     for run in runs:
         assert json.dumps(run.to_dict(), indent=2) + "\n" == run.path.read_text()
 
